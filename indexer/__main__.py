@@ -1,0 +1,76 @@
+"""``python -m indexer build|status``: build the index from the seeds, or describe the live one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from indexer.build import BuildError, BuildReport, build_index
+from indexer.embed import ModelError
+from indexer.settings import settings_from_flags
+from indexer.snapshot import Manifest, NoSnapshotError, live_manifest
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m indexer", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="parse, chunk, embed and publish a snapshot")
+    build.add_argument("--seeds", type=Path, help="seed articles folder (default: seeds)")
+    build.add_argument("--index", type=Path, help="index root (default: var/index)")
+    build.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
+    build.add_argument("--full", action="store_true", help="re-embed everything, ignoring the cache")
+    build.add_argument("--json", action="store_true", help="print one JSON report, no progress bar")
+    status = commands.add_parser("status", help="describe the live snapshot")
+    status.add_argument("--index", type=Path, help="index root (default: var/index)")
+    status.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    return parser
+
+
+def _print_build(report: BuildReport) -> None:
+    verb = "published" if report.published else "unchanged, still live:"
+    print(
+        f"{verb} {report.snapshot}: {report.files} files, {report.articles} articles, "
+        f"{report.chunks} chunks ({report.embedded} embedded, {report.reused} reused) "
+        f"in {report.seconds:.1f} s"
+    )
+    for error in report.errors:
+        print(f"  skipped {error.file}: {error.error}")
+
+
+def _print_status(manifest: Manifest) -> None:
+    print(f"snapshot   {manifest.snapshot_id} (built {manifest.built_at})")
+    print(f"model      {manifest.model_name} ({manifest.dimension} dims)")
+    print(f"index      {manifest.index_type}, {manifest.chunks} chunks, {manifest.articles} articles")
+    print(f"files      {len(manifest.files)}")
+    for source in manifest.files:
+        print(f"  {source.path}  {source.chunks} chunks  sha256 {source.sha256[:12]}")
+    for error in manifest.errors:
+        print(f"  skipped {error.file}: {error.error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "build":
+            settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
+            progress = not args.json and sys.stderr.isatty()
+            report = build_index(settings, full=args.full, progress=progress)
+            if args.json:
+                print(json.dumps(report.to_dict(), ensure_ascii=False))
+            else:
+                _print_build(report)
+        else:
+            manifest = live_manifest(settings_from_flags(index_dir=args.index).index_dir)
+            print(manifest.to_json() if args.json else "", end="\n" if args.json else "")
+            if not args.json:
+                _print_status(manifest)
+    except (BuildError, ModelError, NoSnapshotError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

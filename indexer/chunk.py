@@ -1,0 +1,149 @@
+"""Turn parsed articles into passages (chunks) ready to embed.
+
+Passages are captions and body paragraphs; every chunk carries its article's headline. A
+paragraph longer than the model's input window is split on sentence boundaries into windows
+that each fit, sharing the paragraph's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from indexer.parse import Article, Span
+
+ChunkKind = Literal["paragraph", "caption"]
+TokenCounter = Callable[[str], int]
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
+_WORD_END = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    article_id: str
+    kind: ChunkKind
+    title: str
+    text: str
+    embed_text: str
+    source: str
+    start: int
+    end: int
+    position: int
+
+
+@dataclass(frozen=True)
+class ChunkingParams:
+    """Everything that decides how a file becomes chunks; recorded in the manifest."""
+
+    max_tokens: int
+    embed_title: bool
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def embed_text_for(title: str, text: str, embed_title: bool) -> str:
+    return f"{title}\n{text}" if embed_title and title else text
+
+
+def _pieces(span: Span, boundary: re.Pattern[str]) -> list[Span]:
+    """Split a span after each boundary match, keeping offsets into the source."""
+    pieces, cursor = [], 0
+    for match in boundary.finditer(span.text):
+        pieces.append(Span(span.text[cursor : match.start()], span.start + cursor, span.start + match.start()))
+        cursor = match.end()
+    pieces.append(Span(span.text[cursor:], span.start + cursor, span.end))
+    return [piece for piece in pieces if piece.text]
+
+
+def _merge(source_text: str, first: Span, last: Span) -> Span:
+    return Span(source_text[first.start : last.end], first.start, last.end)
+
+
+def split_to_fit(
+    span: Span, source_text: str, fits: Callable[[str], bool]
+) -> list[Span]:
+    """Greedily pack sentences (or, for an overlong sentence, words) into windows that fit."""
+    if fits(span.text):
+        return [span]
+    windows: list[Span] = []
+    for boundary in (_SENTENCE_END, _WORD_END):
+        units = _pieces(span, boundary)
+        if len(units) > 1:
+            break
+    else:
+        return [span]  # one unbreakable token run: the model truncates it
+    current: Span | None = None
+    for unit in units:
+        candidate = unit if current is None else _merge(source_text, current, unit)
+        if fits(candidate.text):
+            current = candidate
+            continue
+        if current is not None:
+            windows.append(current)
+        # A single unit that still does not fit is split again, on words.
+        if fits(unit.text):
+            current = unit
+        else:
+            windows.extend(split_to_fit(unit, source_text, fits))
+            current = None
+    if current is not None:
+        windows.append(current)
+    return windows
+
+
+def chunk_articles(
+    articles: list[Article],
+    source: str,
+    source_text: str,
+    params: ChunkingParams,
+    count_tokens: TokenCounter,
+) -> list[Chunk]:
+    """All chunks of one file, in reading order, with ids stable across builds."""
+    chunks: list[Chunk] = []
+    seen_titles: Counter[str] = Counter()
+    seen_texts: Counter[tuple[str, str]] = Counter()
+    for article in articles:
+        seen_titles[article.title] += 1
+        article_id = _digest(source, article.title, seen_titles[article.title])[:16]
+        title_cost = count_tokens(article.title) + 1 if params.embed_title else 0
+        budget = params.max_tokens - title_cost
+
+        def fits(text: str, budget: int = budget) -> bool:
+            # A word-piece token covers at least one character: short texts need no count.
+            return len(text) <= budget or count_tokens(text) <= budget
+
+        for position, kind, span in _passages(article):
+            for window in split_to_fit(span, source_text, fits):
+                seen_texts[(kind, window.text)] += 1
+                chunk_id = _digest(source, kind, window.text, seen_texts[(kind, window.text)])[:16]
+                chunks.append(
+                    Chunk(
+                        id=chunk_id,
+                        article_id=article_id,
+                        kind=kind,
+                        title=article.title,
+                        text=window.text,
+                        embed_text=embed_text_for(article.title, window.text, params.embed_title),
+                        source=source,
+                        start=window.start,
+                        end=window.end,
+                        position=position,
+                    )
+                )
+    return chunks
+
+
+def _passages(article: Article) -> Iterator[tuple[int, ChunkKind, Span]]:
+    """Captions first, then body paragraphs, numbered in reading order."""
+    kinds: list[tuple[ChunkKind, Span]] = [("caption", c) for c in article.captions]
+    kinds += [("paragraph", p) for p in article.paragraphs]
+    for position, (kind, span) in enumerate(kinds):
+        yield position, kind, span

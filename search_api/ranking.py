@@ -1,0 +1,64 @@
+"""Pure ranking helpers: lexical query building, rank fusion, collapsing, highlight parsing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from search_api.models import Highlight
+
+RRF_K = 60
+HIGHLIGHT_OPEN = "\ue000"
+HIGHLIGHT_CLOSE = "\ue001"
+_WORD = re.compile(r"\w+")
+# Words that match nearly every passage add cost to the lexical search and no signal.
+STOPWORDS = frozenset(
+    "a an and are as at be by for from has have how in is it its of on or that the this to was "
+    "were what when where which who why will with".split()
+)
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 MATCH expression that ORs the query's words, each quoted so no user text is
+    read as FTS5 syntax. None when the query has no words."""
+    words = [w.lower() for w in _WORD.findall(query)]
+    content = [w for w in words if w not in STOPWORDS] or words
+    unique = dict.fromkeys(content)
+    return " OR ".join(f'"{word}"' for word in unique) or None
+
+
+def reciprocal_rank_fusion(rankings: Iterable[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank), best first."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+
+
+def collapse_by(items: Sequence[tuple[int, float]], group_of: dict[int, str]) -> list[tuple[int, float]]:
+    """Keep the best-ranked item of each group, in rank order."""
+    seen: set[str] = set()
+    kept = []
+    for item, score in items:
+        if group_of[item] not in seen:
+            seen.add(group_of[item])
+            kept.append((item, score))
+    return kept
+
+
+def parse_highlighted(marked: str) -> tuple[str, list[Highlight]]:
+    """Strip highlight markers from FTS5 ``highlight()`` output, returning offsets instead."""
+    plain: list[str] = []
+    spans: list[Highlight] = []
+    length = 0
+    opened = 0
+    for piece in re.split(f"([{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}])", marked):
+        if piece == HIGHLIGHT_OPEN:
+            opened = length
+        elif piece == HIGHLIGHT_CLOSE:
+            spans.append(Highlight(start=opened, end=length))
+        else:
+            plain.append(piece)
+            length += len(piece)
+    return "".join(plain), spans
