@@ -34,7 +34,8 @@ from indexer.snapshot import (
 )
 
 SEED_SUFFIXES = {".txt", ".md"}
-EMBED_BATCH = 256
+# Small enough that a build killed part-way has already cached most of its work.
+EMBED_BATCH = 64
 LOCK_WAIT_SECONDS = 600.0
 CACHE_FILE = "embeddings.sqlite"
 LOCK_FILE = "build.lock"
@@ -108,7 +109,8 @@ def _embed(
     """Vectors for ``texts``, computing only cache misses; returns them and the texts embedded."""
     unique = list(dict.fromkeys(texts))
     vectors = {} if full else cache.get_many(unique)
-    missing = [text for text in unique if text not in vectors]
+    # Sorted by length so each batch pads little, as model.encode does within one call.
+    missing = sorted((text for text in unique if text not in vectors), key=len)
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress) as bar:
         for offset in range(0, len(missing), EMBED_BATCH):
             batch = missing[offset : offset + EMBED_BATCH]

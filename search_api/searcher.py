@@ -77,7 +77,8 @@ class Searcher:
         started = time.perf_counter()
         allowed = self._allowed_rows(request.filters)
         depth = max(MIN_CANDIDATES, 5 * request.k)
-        ranked = self._rank(request.query, request.mode, depth, allowed)
+        # Rounded once here, so min_score compares the very scores the caller sees.
+        ranked = [(row, round(score, 6)) for row, score in self._rank(request.query, request.mode, depth, allowed)]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
         rows = self._rows([row for row, _ in ranked])
@@ -88,7 +89,7 @@ class Searcher:
         results = [
             SearchResult(
                 rank=rank,
-                score=round(score, 6),
+                score=score,
                 chunk_id=rows[row]["id"],
                 highlights=marked.get(row, []),
                 **{column: rows[row][column] for column in CHUNK_COLUMNS if column not in ("id", "embed_text")},

@@ -1,0 +1,33 @@
+"""``python -m search_api``: serve the search API and page with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from indexer.settings import settings_from_flags
+from search_api.app import create_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search_api", description=__doc__)
+    parser.add_argument("--host", help="interface to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: 8000)")
+    parser.add_argument("--index", type=Path, help="index root (default: var/index)")
+    parser.add_argument("--seeds", type=Path, help="seeds folder for /admin/reindex (default: seeds)")
+    parser.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
+    args = parser.parse_args(argv)
+    settings = settings_from_flags(
+        host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, model=args.model
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from indexer.embed import Embedder
+from indexer.settings import Settings
+from search_api.live import LiveSearcher
+from search_api.metrics import Metrics, MetricsMiddleware
+from search_api.routes import STATIC_DIR, router
+
+
+def _readable(error: RequestValidationError) -> JSONResponse:
+    """422 with one readable sentence in ``detail`` and the structured errors beside it."""
+    problems = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item.get("loc", ()) if part not in ("body", "query"))
+        problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    errors = [{key: item.get(key) for key in ("loc", "msg", "type")} for item in error.errors()]
+    return JSONResponse(status_code=422, content={"detail": "; ".join(problems), "errors": errors})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedder = Embedder(settings.model)
+        # Load the model before taking traffic, so the first query is not the slow one.
+        await asyncio.to_thread(embedder.encode, ["warm-up"])
+        live = LiveSearcher(settings.index_dir, embedder, on_swap=metrics.observe_snapshot)
+        await asyncio.to_thread(live.refresh)
+        app.state.live = live
+        watcher = asyncio.create_task(live.watch(settings.reload_interval_seconds))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    app = FastAPI(
+        title="seedsearch",
+        summary="Semantic search over news articles: the passages that answer a question.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _readable(error)
+
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

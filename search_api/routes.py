@@ -1,0 +1,131 @@
+"""HTTP routes. Every handler gets its state through ``Depends``; nothing is global."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, Response
+from pydantic import ValidationError
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from indexer.build import BuildError, build_index
+from indexer.settings import Settings
+from search_api.live import LiveSearcher, NotReadyError
+from search_api.metrics import Metrics
+from search_api.models import (
+    DEFAULT_MODE,
+    MAX_K,
+    MAX_QUERY_CHARS,
+    Filters,
+    Mode,
+    SearchRequest,
+    SearchResponse,
+    Stats,
+)
+from search_api.searcher import Searcher
+
+STATIC_DIR = Path(__file__).parent / "static"
+router = APIRouter()
+
+
+def live_searcher(request: Request) -> LiveSearcher:
+    live: LiveSearcher = request.app.state.live
+    return live
+
+
+def current_searcher(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> Searcher:
+    try:
+        return live.current()
+    except NotReadyError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
+
+
+def settings(request: Request) -> Settings:
+    configured: Settings = request.app.state.settings
+    return configured
+
+
+def metrics(request: Request) -> Metrics:
+    registry: Metrics = request.app.state.metrics
+    return registry
+
+
+SearcherDep = Annotated[Searcher, Depends(current_searcher)]
+
+
+def _validated(**fields: Any) -> SearchRequest:
+    """Validate query parameters with the same model as the JSON body (same messages)."""
+    try:
+        return SearchRequest(**fields)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+
+
+@router.get("/search", response_model=SearchResponse, summary="Search with query parameters")
+def search_get(
+    searcher: SearcherDep,
+    q: Annotated[str, Query(description=f"the query, 1-{MAX_QUERY_CHARS} characters")],
+    k: Annotated[int, Query(description=f"results to return, 1-{MAX_K}")] = 10,
+    mode: Annotated[Mode, Query()] = DEFAULT_MODE,
+    source: Annotated[list[str] | None, Query(description="only these source files")] = None,
+    article_id: Annotated[list[str] | None, Query(description="only these articles")] = None,
+    min_score: float | None = None,
+    collapse: bool = False,
+    highlight: bool = True,
+) -> SearchResponse:
+    request = _validated(
+        query=q, k=k, mode=mode, filters=Filters(source=source, article_id=article_id),
+        min_score=min_score, collapse=collapse, highlight=highlight,
+    )  # fmt: skip
+    return searcher.search(request)
+
+
+@router.post("/search", response_model=SearchResponse, summary="Search with a JSON body")
+def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
+    return searcher.search(body)
+
+
+@router.get("/healthz", summary="Ready when a snapshot is loaded")
+def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, str]:
+    try:
+        return {"status": "ok", "snapshot": live.current().snapshot.id}
+    except NotReadyError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
+
+
+@router.get("/stats", response_model=Stats, summary="The live snapshot: id, counts, model")
+def stats(searcher: SearcherDep) -> Stats:
+    return searcher.stats()
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def prometheus_metrics(registry: Annotated[Metrics, Depends(metrics)]) -> Response:
+    return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.post("/admin/reindex", summary="Rebuild from the seeds folder and serve the result")
+def reindex(
+    configured: Annotated[Settings, Depends(settings)],
+    live: Annotated[LiveSearcher, Depends(live_searcher)],
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    if configured.api_key is None:
+        raise HTTPException(403, "the admin API is disabled: set SEEDSEARCH_API_KEY to enable it")
+    expected = configured.api_key.get_secret_value().encode()
+    if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), expected):
+        raise HTTPException(401, "missing or wrong X-API-Key header")
+    try:
+        report = build_index(configured, embedder=live.embedder, notify=lambda message: None)
+    except BuildError as error:
+        raise HTTPException(409, str(error)) from None
+    live.refresh()
+    return report.to_dict()
+
+
+@router.get("/", include_in_schema=False)
+def page() -> FileResponse:
+    return FileResponse(STATIC_DIR / "index.html")

@@ -1,0 +1,341 @@
+// seedsearch search page: plain DOM, no framework, no build step.
+// Server text is only ever placed with textContent, never parsed as HTML.
+"use strict";
+
+(function () {
+  const MODES = ["hybrid", "dense", "lexical"];
+  const DEFAULT_MODE = "hybrid";
+  const RESULTS_PER_PAGE = 10;
+
+  const form = document.getElementById("search-form");
+  const input = document.getElementById("q");
+  const modeSelect = document.getElementById("mode");
+  const hint = document.getElementById("hint");
+  const errorBox = document.getElementById("error");
+  const status = document.getElementById("status");
+  const results = document.getElementById("results");
+  const stats = document.getElementById("stats");
+
+  let searchSeq = 0; // only the newest search may touch the page
+  let inFlight = null; // AbortController of the running search
+  let shownSnapshot = null; // snapshot id currently described in #stats
+  let statsLoading = null; // the /stats request in flight, if any
+
+  // ---- small helpers -------------------------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many);
+  }
+
+  function normalMode(value) {
+    return MODES.includes(value) ? value : DEFAULT_MODE;
+  }
+
+  // A readable sentence from an error body: {"detail": "..."} or FastAPI's
+  // {"detail": [{"loc": [...], "msg": "..."}]}, or anything else.
+  function detailText(body, response) {
+    const detail = body && typeof body === "object" ? body.detail : undefined;
+    if (typeof detail === "string" && detail.trim()) return detail;
+    if (Array.isArray(detail) && detail.length) {
+      return detail
+        .map(function (item) {
+          if (typeof item === "string") return item;
+          if (item && typeof item.msg === "string") {
+            const where = Array.isArray(item.loc)
+              ? item.loc.filter((part) => part !== "query" && part !== "body").join(".")
+              : "";
+            return where ? where + ": " + item.msg : item.msg;
+          }
+          return JSON.stringify(item);
+        })
+        .join("; ");
+    }
+    if (detail !== undefined && detail !== null) return JSON.stringify(detail);
+    return "HTTP " + response.status + (response.statusText ? " " + response.statusText : "");
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // ---- page states ---------------------------------------------------------
+
+  function clearResults() {
+    results.replaceChildren();
+    results.removeAttribute("aria-busy");
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+  }
+
+  function clearError() {
+    errorBox.textContent = "";
+    errorBox.hidden = true;
+  }
+
+  function showHint() {
+    cancelSearch();
+    clearResults();
+    clearError();
+    status.textContent = "";
+    hint.hidden = false;
+  }
+
+  function cancelSearch() {
+    searchSeq += 1;
+    if (inFlight) inFlight.abort();
+    inFlight = null;
+    form.removeAttribute("aria-busy");
+  }
+
+  // ---- highlighting --------------------------------------------------------
+
+  // Highlights are code-point offsets (Python str indices). Array.from splits a
+  // string into code points, so characters outside the BMP count as one.
+  function highlightedText(container, text, highlights) {
+    const chars = Array.from(text);
+    const spans = (Array.isArray(highlights) ? highlights : [])
+      .map((h) => [Math.max(0, Number(h.start) | 0), Math.min(chars.length, Number(h.end) | 0)])
+      .filter(([start, end]) => end > start)
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+
+    let cursor = 0;
+    for (const [start, end] of spans) {
+      if (end <= cursor) continue; // inside a mark already placed
+      const from = Math.max(start, cursor);
+      if (from > cursor) container.append(chars.slice(cursor, from).join(""));
+      container.append(el("mark", null, chars.slice(from, end).join("")));
+      cursor = end;
+    }
+    if (cursor < chars.length) container.append(chars.slice(cursor).join(""));
+  }
+
+  // ---- results -------------------------------------------------------------
+
+  function renderResult(result) {
+    const item = el("li", "result");
+
+    const title = el("h2", "result-title", result.title || "(untitled)");
+    item.append(title);
+
+    const text = el("p", "result-text");
+    highlightedText(text, String(result.text ?? ""), result.highlights);
+    item.append(text);
+
+    const meta = el("p", "result-meta");
+    const fields = [
+      ["source", "Source", result.source],
+      ["kind", "Kind", result.kind],
+      ["score", "Score", typeof result.score === "number" ? result.score.toFixed(3) : "—"],
+    ];
+    for (const [name, label, value] of fields) {
+      const field = el("span", "meta-field meta-" + name);
+      field.append(el("span", "meta-label", label + " "), el("span", "meta-value", value));
+      meta.append(field);
+    }
+    item.append(meta);
+    return item;
+  }
+
+  function renderResponse(data, query) {
+    const list = Array.isArray(data.results) ? data.results : [];
+    const took = typeof data.took_ms === "number" ? Math.round(data.took_ms) : null;
+    const timing = took === null ? "" : " in " + took + " ms";
+
+    if (list.length === 0) {
+      clearResults();
+      status.textContent = "No passages match “" + query + "”" + timing + ".";
+    } else {
+      results.replaceChildren(...list.map(renderResult));
+      results.removeAttribute("aria-busy");
+      status.textContent = plural(list.length, "result", "results") + timing;
+    }
+    if (data.snapshot && data.snapshot !== shownSnapshot) loadStats(); // index was swapped
+  }
+
+  async function runSearch(query, mode) {
+    cancelSearch();
+    const seq = searchSeq;
+    const controller = new AbortController();
+    inFlight = controller;
+
+    hint.hidden = true;
+    clearError();
+    status.textContent = "Searching…";
+    results.setAttribute("aria-busy", "true");
+    form.setAttribute("aria-busy", "true");
+
+    const params = new URLSearchParams({ q: query, k: String(RESULTS_PER_PAGE), mode: mode });
+    let response;
+    let body;
+    try {
+      response = await fetch("/search?" + params.toString(), {
+        headers: { Accept: "application/json" },
+        signal: controller.signal,
+      });
+      body = await readJson(response);
+    } catch (error) {
+      if (seq !== searchSeq || (error && error.name === "AbortError")) return;
+      finish();
+      clearResults();
+      status.textContent = "";
+      showError("Could not reach the search service. Check that it is running and try again.");
+      return;
+    }
+    if (seq !== searchSeq) return; // a newer search took over
+    finish();
+
+    if (!response.ok || !body || typeof body !== "object") {
+      clearResults();
+      status.textContent = "";
+      const detail = response.ok ? "the service sent an unreadable answer" : detailText(body, response);
+      showError("Search failed: " + detail);
+      return;
+    }
+    renderResponse(body, query);
+
+    function finish() {
+      inFlight = null;
+      form.removeAttribute("aria-busy");
+    }
+  }
+
+  // ---- URL state -----------------------------------------------------------
+
+  function stateFromUrl() {
+    const params = new URLSearchParams(window.location.search);
+    return { q: (params.get("q") || "").trim(), mode: normalMode(params.get("mode")) };
+  }
+
+  function urlFor(state) {
+    if (!state.q) return "/";
+    return "/?" + new URLSearchParams({ q: state.q, mode: state.mode }).toString();
+  }
+
+  function recordUrl(state) {
+    const url = urlFor(state);
+    const current = window.location.pathname + window.location.search;
+    if (url === current) {
+      history.replaceState(state, "", url);
+    } else {
+      history.pushState(state, "", url);
+    }
+  }
+
+  function setTitle(query) {
+    document.title = query ? query + " – seedsearch" : "seedsearch";
+  }
+
+  // Show whatever the address bar asks for (page load and back/forward).
+  function applyUrl() {
+    const state = stateFromUrl();
+    input.value = state.q;
+    modeSelect.value = state.mode;
+    setTitle(state.q);
+    if (state.q) {
+      runSearch(state.q, state.mode);
+    } else {
+      showHint();
+    }
+  }
+
+  // ---- stats ---------------------------------------------------------------
+
+  function formatTime(iso) {
+    const when = new Date(iso);
+    if (Number.isNaN(when.getTime())) return String(iso);
+    try {
+      return when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+    } catch (_) {
+      return when.toLocaleString();
+    }
+  }
+
+  function renderStats(data) {
+    shownSnapshot = data.snapshot || null;
+    const built = el("time", null, formatTime(data.built_at));
+    built.dateTime = String(data.built_at ?? "");
+    const snapshot = el("code", "snapshot-id", data.snapshot);
+    stats.replaceChildren(
+      el("span", "stats-size",
+        plural(data.chunks, "passage", "passages") + " from " +
+        plural(data.articles, "article", "articles") + " in " +
+        plural(data.files, "file", "files")),
+      el("span", "stats-sep", " · "),
+      el("span", "stats-built", "built "),
+      built,
+      el("span", "stats-sep", " · "),
+      el("span", "stats-snapshot", "snapshot "),
+      snapshot,
+    );
+    stats.title = "model " + data.model + ", " + data.dimension + "-d " + data.index_type + " index";
+    stats.classList.remove("stats-problem");
+  }
+
+  function loadStats() {
+    if (!statsLoading) {
+      statsLoading = fetchStats().finally(function () {
+        statsLoading = null;
+      });
+    }
+    return statsLoading;
+  }
+
+  async function fetchStats() {
+    let response;
+    let body;
+    try {
+      response = await fetch("/stats", { headers: { Accept: "application/json" } });
+      body = await readJson(response);
+    } catch (_) {
+      stats.textContent = "Index details unavailable: could not reach the search service.";
+      stats.classList.add("stats-problem");
+      return;
+    }
+    if (response.ok && body && typeof body === "object") {
+      renderStats(body);
+    } else {
+      shownSnapshot = null;
+      stats.textContent = "No index is being served: " + detailText(body, response);
+      stats.classList.add("stats-problem");
+    }
+  }
+
+  // ---- wiring --------------------------------------------------------------
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const state = { q: input.value.trim(), mode: normalMode(modeSelect.value) };
+    recordUrl(state);
+    setTitle(state.q);
+    if (state.q) {
+      runSearch(state.q, state.mode);
+    } else {
+      input.value = "";
+      showHint();
+    }
+  });
+
+  // A new mode re-runs the current query (if there is one).
+  modeSelect.addEventListener("change", function () {
+    if (input.value.trim()) form.requestSubmit();
+  });
+
+  window.addEventListener("popstate", applyUrl);
+
+  loadStats();
+  applyUrl();
+})();

@@ -1,0 +1,134 @@
+"""Session fixtures: one model, small real indexes built from the seed file, one live server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from indexer.build import build_index  # noqa: E402
+from indexer.embed import Embedder  # noqa: E402
+from indexer.settings import Settings  # noqa: E402
+from search_api.searcher import Searcher  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_FILE = ROOT / "seeds" / "000_801232c05f2a40c6.txt"
+SHARED = ROOT.parent / "shared"
+BBC = SHARED / "corpora" / "bbc"
+SEED_QUERIES = SHARED / "eval" / "seed_dev_queries.jsonl"
+API_KEY = "test-admin-key"
+STARTUP_SECONDS = 180
+
+
+def run_python(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a project command the way a user would, from the project root."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def bbc_files(count: int, topic: str = "business") -> list[Path]:
+    if not BBC.is_dir():
+        pytest.skip(f"the BBC corpus is not at {BBC}")
+    return sorted((BBC / topic).glob("*.txt"))[:count]
+
+
+def new_corpus(directory: Path, *extra: Path) -> Path:
+    """A seeds folder holding the seed file and ``extra`` files."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in (SEED_FILE, *extra):
+        shutil.copy(path, directory / path.name)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    model = Embedder()
+    model.encode(["warm-up"])
+    return model
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Settings:
+    """An index of the seed file alone, built once; tests must not change it."""
+    root = tmp_path_factory.mktemp("seed-index")
+    settings = Settings(seeds_dir=new_corpus(root / "seeds"), index_dir=root / "index")
+    build_index(settings, embedder=embedder)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def searcher(seed_settings: Settings, embedder: Embedder) -> Searcher:
+    return Searcher.open_live(seed_settings.index_dir, embedder)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    seeds_dir: Path
+    index_dir: Path
+
+
+def wait_until_healthy(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}: {process.stdout}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not healthy after {STARTUP_SECONDS} s")
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Server]:
+    """A real uvicorn process serving an index of the seeds, reloading every 0.2 s."""
+    root = tmp_path_factory.mktemp("served")
+    settings = Settings(seeds_dir=new_corpus(root / "seeds"), index_dir=root / "index")
+    build_index(settings, embedder=embedder)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SEEDSEARCH_API_KEY": API_KEY,
+        "SEEDSEARCH_RELOAD_INTERVAL_SECONDS": "0.2",
+        "SEEDSEARCH_SEEDS_DIR": str(settings.seeds_dir),
+    }
+    log = (root / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(settings.index_dir)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, process)
+        yield Server(url, settings.seeds_dir, settings.index_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(server: Server) -> str:
+    return server.url

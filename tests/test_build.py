@@ -1,0 +1,191 @@
+"""Building, incremental rebuilds, bad files, locking and crash safety, with the real model."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SEED_FILE, bbc_files, new_corpus, run_python
+from filelock import FileLock
+
+from indexer.build import CACHE_FILE, EMBED_BATCH, LOCK_FILE, build_index
+from indexer.embed import Embedder
+from indexer.settings import Settings
+from indexer.snapshot import live_manifest, read_current, snapshots_dir
+from search_api.models import SearchRequest
+from search_api.searcher import Searcher
+
+NEW_ARTICLE = """Volcano Erupts Near Iceland Fishing Town
+
+Lava fountains lit up the sky above Grindavik on Tuesday as a fissure opened north of the town.
+
+Civil protection officials ordered residents to leave their homes before dawn.
+"""
+
+
+def search_texts(settings: Settings, embedder: Embedder, query: str, k: int = 5) -> list[str]:
+    searcher = Searcher.open_live(settings.index_dir, embedder)
+    return [r.text for r in searcher.search(SearchRequest(query=query, k=k)).results]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Settings:
+    return Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+
+
+def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
+    corpus: Settings, embedder: Embedder
+) -> None:
+    first = build_index(corpus, embedder=embedder)
+    assert (first.files, first.articles, first.chunks, first.embedded) == (1, 4, 46, 46)
+    assert any("Morocco has evacuated" in t for t in search_texts(corpus, embedder, "flood evacuations", 3))
+
+    unchanged = build_index(corpus, embedder=embedder)
+    assert (unchanged.embedded, unchanged.reused, unchanged.published) == (0, 46, False)
+    assert unchanged.snapshot == first.snapshot
+
+    (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    added = build_index(corpus, embedder=embedder)
+    assert (added.files, added.chunks, added.embedded, added.reused) == (2, 48, 2, 46)
+    assert "Lava fountains" in search_texts(corpus, embedder, "volcanic eruption lava")[0]
+
+    seed_copy = corpus.seeds_dir / SEED_FILE.name
+    text = seed_copy.read_text(encoding="utf-8")
+    seed_copy.write_text(text.replace("seven-year drought", "seven-year dry spell"), encoding="utf-8")
+    edited = build_index(corpus, embedder=embedder)
+    assert (edited.chunks, edited.embedded) == (48, 1)
+    assert any("seven-year dry spell" in t for t in search_texts(corpus, embedder, "drought", 10))
+
+    (corpus.seeds_dir / "volcano.txt").unlink()
+    removed = build_index(corpus, embedder=embedder)
+    assert (removed.files, removed.chunks, removed.embedded) == (1, 46, 0)
+    assert not any("Lava" in t for t in search_texts(corpus, embedder, "volcanic eruption lava", 46))
+    assert [f.path for f in live_manifest(corpus.index_dir).files] == [SEED_FILE.name]
+
+
+def test_full_rebuild_re_embeds_everything(corpus: Settings, embedder: Embedder) -> None:
+    build_index(corpus, embedder=embedder)
+    full = build_index(corpus, embedder=embedder, full=True)
+    assert (full.embedded, full.published) == (46, True)
+
+
+def test_bad_files_are_reported_while_the_rest_publishes(corpus: Settings, embedder: Embedder) -> None:
+    (corpus.seeds_dir / "latin1.txt").write_bytes("Caf\xe9 society\n\nA paragraph.\n".encode("latin-1"))
+    (corpus.seeds_dir / "empty.md").write_bytes(b"")
+    (corpus.seeds_dir / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (corpus.seeds_dir / "notes.pdf").write_bytes(b"%PDF-1.4")  # not a seed type: skipped silently
+    report = build_index(corpus, embedder=embedder)
+    assert report.published and report.files == 1 and report.chunks == 46
+    errors = {e.file: e.error for e in report.errors}
+    assert set(errors) == {"latin1.txt", "empty.md", "image.txt"}
+    assert "not valid UTF-8" in errors["latin1.txt"]
+    assert errors["empty.md"] == "empty file"
+    assert "binary" in errors["image.txt"]
+
+
+def test_the_command_line_reports_json_and_fails_only_when_nothing_publishes(tmp_path: Path) -> None:
+    seeds = new_corpus(tmp_path / "seeds")
+    (seeds / "broken.txt").write_bytes(b"\xff\xfe\x00junk")
+    args = ["-m", "indexer", "build", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--json"]
+    done = run_python(*args)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) >= {"snapshot", "files", "articles", "chunks", "embedded", "reused", "errors", "seconds"}
+    assert report["chunks"] == 46 and report["errors"] == [{"file": "broken.txt", "error": "binary file (contains NUL bytes)"}]
+
+    status = run_python("-m", "indexer", "status", "--index", str(tmp_path / "index"))
+    assert status.returncode == 0 and report["snapshot"] in status.stdout and "46 chunks" in status.stdout
+
+    (seeds / SEED_FILE.name).unlink()
+    failed = run_python(*args)
+    assert failed.returncode == 1
+    assert "nothing to index" in failed.stderr and "broken.txt" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert read_current(tmp_path / "index") == report["snapshot"]
+
+
+def test_status_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:
+    done = run_python("-m", "indexer", "status", "--index", str(tmp_path / "none"))
+    assert done.returncode == 1
+    assert "run python -m indexer build first" in done.stderr
+
+
+def test_a_second_build_waits_for_the_first_and_says_so(corpus: Settings, embedder: Embedder) -> None:
+    corpus.index_dir.mkdir(parents=True)
+    messages: list[str] = []
+    reports = []
+    with FileLock(str(corpus.index_dir / LOCK_FILE)):
+        waiting = threading.Thread(
+            target=lambda: reports.append(build_index(corpus, embedder=embedder, notify=messages.append))
+        )
+        waiting.start()
+        deadline = time.monotonic() + 30
+        while not messages and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert messages and "another build is running" in messages[0]
+        assert not reports
+    waiting.join(timeout=120)
+    assert reports and reports[0].published
+
+
+def test_old_snapshots_are_pruned_keeping_the_previous_one(corpus: Settings, embedder: Embedder) -> None:
+    ids = []
+    for round_number in range(3):
+        (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE + f"\nUpdate {round_number}.\n")
+        ids.append(build_index(corpus, embedder=embedder).snapshot)
+    remaining = sorted(p.name for p in snapshots_dir(corpus.index_dir).iterdir())
+    assert remaining == ids[1:]
+    assert read_current(corpus.index_dir) == ids[-1]
+
+
+def test_large_corpora_switch_to_an_approximate_index(corpus: Settings, embedder: Embedder) -> None:
+    corpus = corpus.model_copy(update={"exact_search_limit": 10})
+    build_index(corpus, embedder=embedder)
+    assert live_manifest(corpus.index_dir).index_type == "hnsw"
+    top = search_texts(corpus, embedder, "flood evacuations", 3)
+    assert any("Morocco has evacuated" in t or "evacuat" in t for t in top)
+
+
+def _cached_vectors(index_dir: Path) -> int:
+    try:
+        with sqlite3.connect(index_dir / CACHE_FILE) as db:
+            return int(db.execute("SELECT count(*) FROM vectors").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(tmp_path: Path, embedder: Embedder) -> None:
+    seeds = new_corpus(tmp_path / "seeds")
+    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index")
+    live = build_index(settings, embedder=embedder).snapshot
+    for path in bbc_files(20):
+        shutil.copy(path, seeds / path.name)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "build", "--seeds", str(seeds), "--index", str(settings.index_dir), "--json"],
+        cwd=ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while _cached_vectors(settings.index_dir) < 46 + EMBED_BATCH and time.monotonic() < deadline:
+        assert process.poll() is None, "the build finished before it could be killed"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+    assert read_current(settings.index_dir) == live
+    assert "Morocco has evacuated" in " ".join(search_texts(settings, embedder, "flood evacuations", 3))
+
+    resumed = build_index(settings, embedder=embedder)
+    assert resumed.published and resumed.snapshot != live
+    assert resumed.reused >= 46 + EMBED_BATCH  # the killed build's vectors were kept
+    assert resumed.embedded == resumed.chunks - resumed.reused
+    assert sorted(p.name for p in snapshots_dir(settings.index_dir).iterdir()) == sorted([live, resumed.snapshot])

@@ -1,0 +1,112 @@
+"""The Searcher on the real seed index: modes, filters, collapse, highlights, safety."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.embed import Embedder
+from indexer.settings import Settings
+from search_api.models import Filters, SearchRequest
+from search_api.ranking import collapse_by, fts_query, parse_highlighted, reciprocal_rank_fusion
+from search_api.searcher import ModelMismatchError, Searcher
+from indexer.snapshot import Snapshot
+
+FLOOD_LEAD = "Morocco has evacuated more than 50,000 people"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_every_mode_finds_the_moroccan_flood_evacuations(searcher: Searcher, mode: str) -> None:
+    response = searcher.search(SearchRequest(query="flood evacuations", k=3, mode=mode))
+    assert response.mode == mode and len(response.results) == 3
+    assert response.results[0].title.startswith("Morocco Evacuates")
+    assert "evacuat" in response.results[0].text
+    assert [r.rank for r in response.results] == [1, 2, 3]
+    assert response.results[0].score >= response.results[-1].score
+
+
+def test_the_default_mode_puts_the_flood_lead_in_the_top_three(searcher: Searcher) -> None:
+    texts = [r.text for r in searcher.search(SearchRequest(query="flood evacuations", k=3)).results]
+    assert any(t.startswith(FLOOD_LEAD) for t in texts)
+
+
+def test_highlights_mark_query_words_and_their_stems(searcher: Searcher) -> None:
+    response = searcher.search(SearchRequest(query="flood evacuations", k=5, mode="lexical"))
+    lead = next(r for r in response.results if r.text.startswith(FLOOD_LEAD))
+    marked = [lead.text[h.start : h.end].lower() for h in lead.highlights]
+    assert "evacuated" in marked  # porter stemming: evacuations ~ evacuated
+    plain = searcher.search(SearchRequest(query="flood evacuations", k=5, highlight=False))
+    assert all(r.highlights == [] for r in plain.results)
+
+
+def test_filters_keep_only_the_chosen_article(searcher: Searcher) -> None:
+    top = searcher.search(SearchRequest(query="Hezbollah disarmament", k=1)).results[0]
+    unfiltered = searcher.search(SearchRequest(query="army deployed", k=10, mode="lexical")).results
+    assert len({r.article_id for r in unfiltered}) > 1
+    for mode in ("hybrid", "dense", "lexical"):
+        request = SearchRequest(query="army deployed", k=10, mode=mode, filters=Filters(article_id=top.article_id))
+        results = searcher.search(request).results
+        assert results and {r.article_id for r in results} == {top.article_id}, mode
+    missing = SearchRequest(query="flood", filters=Filters(source=["nowhere.txt"]))
+    assert searcher.search(missing).results == []
+
+
+def test_collapse_returns_one_passage_per_article(searcher: Searcher) -> None:
+    results = searcher.search(SearchRequest(query="Gaza", k=10, collapse=True)).results
+    assert len(results) == 4
+    assert len({r.article_id for r in results}) == 4
+
+
+def test_min_score_drops_weak_results(searcher: Searcher) -> None:
+    everything = searcher.search(SearchRequest(query="flood evacuations", k=20, mode="dense")).results
+    threshold = everything[4].score
+    kept = searcher.search(SearchRequest(query="flood evacuations", k=20, mode="dense", min_score=threshold)).results
+    assert len(kept) >= 5 and all(r.score >= threshold for r in kept)
+    assert len(kept) < len(everything)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40))
+def test_lexical_search_never_raises_on_any_query(searcher: Searcher, query: str) -> None:
+    if not query.strip():
+        return
+    searcher.search(SearchRequest(query=query, k=5, mode="lexical"))
+
+
+@pytest.mark.parametrize("query", ['"unbalanced', "NEAR(a b)", "a AND OR NOT", "col:umn", "*", "^start", "-", "(("])
+def test_fts_syntax_in_queries_is_plain_text(searcher: Searcher, query: str) -> None:
+    response = searcher.search(SearchRequest(query=query, mode="hybrid"))
+    assert response.query == query
+
+
+def test_a_snapshot_from_another_model_is_refused(seed_settings: Settings, tmp_path: Path) -> None:
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+    with pytest.raises(ModelMismatchError, match="rebuild the index"):
+        Searcher(Snapshot.open_live(seed_settings.index_dir), Embedder(str(other)))
+
+
+def test_fts_query_quotes_words_and_drops_stopwords() -> None:
+    assert fts_query('what is "NEAR" the dam?') == '"near" OR "dam"'
+    assert fts_query("the") == '"the"'
+    assert fts_query("?!") is None
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    fused = reciprocal_rank_fusion([[1, 2, 3], [2, 4, 5]])
+    assert [item for item, _ in fused] == [2, 1, 4, 3, 5]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_collapse_keeps_the_best_of_each_group() -> None:
+    assert collapse_by([(1, 0.9), (2, 0.8), (3, 0.7)], {1: "a", 2: "a", 3: "b"}) == [(1, 0.9), (3, 0.7)]
+
+
+def test_highlight_markers_become_offsets() -> None:
+    text, spans = parse_highlighted("a \ue000flood\ue001 and \ue000dam\ue001")
+    assert text == "a flood and dam"
+    assert [text[s.start : s.end] for s in spans] == ["flood", "dam"]
