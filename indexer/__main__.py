@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--seeds", type=Path, help="seed articles folder (default: seeds)")
     build.add_argument("--index", type=Path, help="index root (default: var/index)")
     build.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
-    build.add_argument("--full", action="store_true", help="re-embed everything, ignoring the cache")
+    build.add_argument(
+        "--full", action="store_true", help="re-embed everything, ignoring the cache"
+    )
     build.add_argument("--json", action="store_true", help="print one JSON report, no progress bar")
     status = commands.add_parser("status", help="describe the live snapshot")
     status.add_argument("--index", type=Path, help="index root (default: var/index)")
@@ -42,7 +44,9 @@ def _print_build(report: BuildReport) -> None:
 def _print_status(manifest: Manifest) -> None:
     print(f"snapshot   {manifest.snapshot_id} (built {manifest.built_at})")
     print(f"model      {manifest.model_name} ({manifest.dimension} dims)")
-    print(f"index      {manifest.index_type}, {manifest.chunks} chunks, {manifest.articles} articles")
+    print(
+        f"index      {manifest.index_type}, {manifest.chunks} chunks, {manifest.articles} articles"
+    )
     print(f"files      {len(manifest.files)}")
     for source in manifest.files:
         print(f"  {source.path}  {source.chunks} chunks  sha256 {source.sha256[:12]}")
@@ -54,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "build":
-            settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
+            settings = settings_from_flags(
+                seeds_dir=args.seeds, index_dir=args.index, model=args.model
+            )
             progress = not args.json and sys.stderr.isatty()
             report = build_index(settings, full=args.full, progress=progress)
             if args.json:

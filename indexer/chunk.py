@@ -57,7 +57,9 @@ def _pieces(span: Span, boundary: re.Pattern[str]) -> list[Span]:
     """Split a span after each boundary match, keeping offsets into the source."""
     pieces, cursor = [], 0
     for match in boundary.finditer(span.text):
-        pieces.append(Span(span.text[cursor : match.start()], span.start + cursor, span.start + match.start()))
+        pieces.append(
+            Span(span.text[cursor : match.start()], span.start + cursor, span.start + match.start())
+        )
         cursor = match.end()
     pieces.append(Span(span.text[cursor:], span.start + cursor, span.end))
     return [piece for piece in pieces if piece.text]
@@ -67,9 +69,7 @@ def _merge(source_text: str, first: Span, last: Span) -> Span:
     return Span(source_text[first.start : last.end], first.start, last.end)
 
 
-def split_to_fit(
-    span: Span, source_text: str, fits: Callable[[str], bool]
-) -> list[Span]:
+def split_to_fit(span: Span, source_text: str, fits: Callable[[str], bool]) -> list[Span]:
     """Greedily pack sentences (or, for an overlong sentence, words) into windows that fit."""
     if fits(span.text):
         return [span]

@@ -81,7 +81,7 @@ class Embedder:
         config = self.local_path / "sentence_bert_config.json" if self.local_path else None
         if config and config.is_file():
             return int(json.loads(config.read_text())["max_seq_length"]) - 2
-        return int(self.model.max_seq_length) - 2
+        return int(self.model.get_max_seq_length() or 512) - 2
 
     @cached_property
     def dimension(self) -> int:
@@ -126,13 +126,18 @@ class EmbeddingCache:
         for offset in range(0, len(keys), 500):
             batch = keys[offset : offset + 500]
             marks = ",".join("?" * len(batch))
-            rows = self._db.execute(f"SELECT key, vector FROM vectors WHERE key IN ({marks})", batch)
+            rows = self._db.execute(
+                f"SELECT key, vector FROM vectors WHERE key IN ({marks})", batch
+            )
             for key, blob in rows:
                 found[by_key[key]] = np.frombuffer(blob, dtype=np.float32)
         return found
 
     def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
-        rows = [(self.key(t), v.astype(np.float32).tobytes()) for t, v in zip(texts, vectors, strict=True)]
+        rows = [
+            (self.key(t), v.astype(np.float32).tobytes())
+            for t, v in zip(texts, vectors, strict=True)
+        ]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
 

@@ -112,7 +112,11 @@ def _find_header(blocks: list[list[Span]], marker: int) -> _Header:
     title = after[0].text if after else (block[0].text if tt_at else "")
     before = block[:tt_at]
     first_block = marker
-    if (not before or before[0].text != title) and marker > 0 and blocks[marker - 1][0].text == title:
+    if (
+        (not before or before[0].text != title)
+        and marker > 0
+        and blocks[marker - 1][0].text == title
+    ):
         first_block = marker - 1
     captions = _unique([line for line in before if line.text != title])
     repeated = {title, ARTEFACT_LINE} | {caption.text for caption in captions}
@@ -125,7 +129,9 @@ def _find_header(blocks: list[list[Span]], marker: int) -> _Header:
 def parse_articles(text: str) -> list[Article]:
     """Find every article in a seed file's text. Never raises; returns [] for blank text."""
     blocks = _blocks(text)
-    markers = [i for i, block in enumerate(blocks) if any(l.text == ARTEFACT_LINE for l in block)]
+    markers = [
+        i for i, block in enumerate(blocks) if any(line.text == ARTEFACT_LINE for line in block)
+    ]
     if not markers:
         return _single_article(text, blocks)
     headers = [_find_header(blocks, marker) for marker in markers]

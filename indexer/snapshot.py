@@ -136,7 +136,10 @@ def _write_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
             )
             db.executemany(
                 "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                ((row, *(getattr(c, col) for col in CHUNK_COLUMNS)) for row, c in enumerate(chunks)),
+                (
+                    (row, *(getattr(c, col) for col in CHUNK_COLUMNS))
+                    for row, c in enumerate(chunks)
+                ),
             )
             db.execute("CREATE INDEX chunks_source ON chunks(source)")
             db.execute("CREATE INDEX chunks_article ON chunks(article_id)")
@@ -157,7 +160,8 @@ def write_snapshot(
     directory = snapshots_dir(index_root) / manifest.snapshot_id
     directory.mkdir(parents=True)
     faiss.write_index(
-        _build_faiss(vectors, manifest.dimension, manifest.index_type), str(directory / VECTORS_FILE)
+        _build_faiss(vectors, manifest.dimension, manifest.index_type),
+        str(directory / VECTORS_FILE),
     )
     _write_chunks(directory / CHUNKS_FILE, chunks)
     (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
@@ -216,7 +220,7 @@ class Snapshot:
         self.manifest = Manifest.from_json((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
         self.index = faiss.read_index(str(directory / VECTORS_FILE))
         if self.manifest.index_type == "hnsw":
-            self.index.hnsw.efSearch = HNSW_SEARCH_DEPTH
+            faiss.ParameterSpace().set_index_parameter(self.index, "efSearch", HNSW_SEARCH_DEPTH)
         # One connection shared by request threads; the lock keeps its use serial. The open
         # handle keeps working even after pruning deletes the directory.
         self._db = sqlite3.connect(

@@ -1,7 +1,7 @@
 """Measure retrieval quality on a labelled query set: MRR@10 and recall@1/5/10.
 
-    python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
-                               [--mode hybrid|dense|lexical|all] [--index DIR | --api URL] [--json]
+python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
+                           [--mode hybrid|dense|lexical|all] [--index DIR | --api URL] [--json]
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from pathlib import Path
 from indexer.settings import settings_from_flags
 from search_api.client import SearchClientError, search_function
 from search_api.evaluation import CUTOFFS, Report, judge, load_queries, summarize
-from search_api.models import SearchRequest
+from search_api.models import Mode, SearchRequest
 
-MODES = ("hybrid", "dense", "lexical")
+MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--queries", type=Path, required=True, help="JSONL: query, relevant")
     parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -51,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
         search = search_function(settings.index_dir, args.api, settings.model)
         reports = []
         for mode in MODES if args.mode == "all" else (args.mode,):
-            outcomes = [judge(q, search(SearchRequest(query=q.query, k=10, mode=mode)).results) for q in queries]
+            outcomes = [
+                judge(q, search(SearchRequest(query=q.query, k=10, mode=mode)).results)
+                for q in queries
+            ]
             reports.append(summarize(mode, outcomes))
     except SearchClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps([asdict(r) for r in reports], indent=2) if args.json else format_table(reports))
+    print(
+        json.dumps([asdict(r) for r in reports], indent=2) if args.json else format_table(reports)
+    )
     return 0
 
 

@@ -1,7 +1,7 @@
 """Search the seedsearch index from the command line.
 
-    python scripts/search.py "flood evacuations" [-k 5] [--mode hybrid] [--json]
-                             [--index DIR | --api URL]
+python scripts/search.py "flood evacuations" [-k 5] [--mode hybrid] [--json]
+                         [--index DIR | --api URL]
 """
 
 from __future__ import annotations

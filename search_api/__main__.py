@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="interface to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: 8000)")
     parser.add_argument("--index", type=Path, help="index root (default: var/index)")
-    parser.add_argument("--seeds", type=Path, help="seeds folder for /admin/reindex (default: seeds)")
+    parser.add_argument(
+        "--seeds", type=Path, help="seeds folder for /admin/reindex (default: seeds)"
+    )
     parser.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
     args = parser.parse_args(argv)
     settings = settings_from_flags(

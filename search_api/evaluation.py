@@ -55,11 +55,17 @@ def judge(query: LabelledQuery, results: list[SearchResult]) -> QueryOutcome:
 
 def summarize(mode: str, outcomes: list[QueryOutcome]) -> Report:
     count = len(outcomes)
-    reciprocal = [1 / o.first_relevant_rank if o.first_relevant_rank and o.first_relevant_rank <= 10 else 0.0 for o in outcomes]
+    reciprocal = [
+        1 / o.first_relevant_rank if o.first_relevant_rank and o.first_relevant_rank <= 10 else 0.0
+        for o in outcomes
+    ]
     return Report(
         mode=mode,
         queries=count,
         mrr_at_10=round(sum(reciprocal) / count, 4) if count else 0.0,
-        recall={k: round(sum(o.found_by_cutoff[k] for o in outcomes) / count, 4) if count else 0.0 for k in CUTOFFS},
+        recall={
+            k: round(sum(o.found_by_cutoff[k] for o in outcomes) / count, 4) if count else 0.0
+            for k in CUTOFFS
+        },
         missed=[o.query for o, rr in zip(outcomes, reciprocal, strict=True) if rr == 0.0],
     )

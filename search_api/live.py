@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from indexer.embed import Embedder
-from indexer.snapshot import NoSnapshotError, read_current, snapshots_dir, Snapshot
+from indexer.snapshot import NoSnapshotError, Snapshot, read_current, snapshots_dir
 from search_api.searcher import ModelMismatchError, Searcher
 
 log = logging.getLogger("seedsearch")
@@ -51,7 +51,9 @@ class LiveSearcher:
             if snapshot_id is None or snapshot_id in (loaded, self._refused):
                 return False
             try:
-                searcher = Searcher(Snapshot(snapshots_dir(self.index_root) / snapshot_id), self.embedder)
+                searcher = Searcher(
+                    Snapshot(snapshots_dir(self.index_root) / snapshot_id), self.embedder
+                )
             except (ModelMismatchError, OSError, ValueError) as error:
                 self._refused = snapshot_id
                 if self._searcher is None:
@@ -60,7 +62,9 @@ class LiveSearcher:
                 return False
             self._searcher = searcher
             self._on_swap(searcher)
-            log.info("serving snapshot %s (%d chunks)", snapshot_id, searcher.snapshot.manifest.chunks)
+            log.info(
+                "serving snapshot %s (%d chunks)", snapshot_id, searcher.snapshot.manifest.chunks
+            )
             return True
 
     async def watch(self, interval_seconds: float) -> None:

@@ -18,15 +18,24 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "seedsearch_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "seedsearch_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
             "seedsearch_request_seconds", "HTTP request latency", ["method", "route"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.chunks = Gauge("seedsearch_index_chunks", "chunks in the live snapshot", registry=self.registry)
-        self.articles = Gauge("seedsearch_index_articles", "articles in the live snapshot", registry=self.registry)
-        self.reloads = Counter("seedsearch_snapshot_loads", "snapshots loaded", registry=self.registry)
+        self.chunks = Gauge(
+            "seedsearch_index_chunks", "chunks in the live snapshot", registry=self.registry
+        )
+        self.articles = Gauge(
+            "seedsearch_index_articles", "articles in the live snapshot", registry=self.registry
+        )
+        self.reloads = Counter(
+            "seedsearch_snapshot_loads", "snapshots loaded", registry=self.registry
+        )
 
     def observe_snapshot(self, searcher: Searcher) -> None:
         self.chunks.set(searcher.snapshot.manifest.chunks)

@@ -13,8 +13,10 @@ HIGHLIGHT_CLOSE = "\ue001"
 _WORD = re.compile(r"\w+")
 # Words that match nearly every passage add cost to the lexical search and no signal.
 STOPWORDS = frozenset(
-    "a an and are as at be by for from has have how in is it its of on or that the this to was "
-    "were what when where which who why will with".split()
+    """
+    a an and are as at be by for from has have how in is it its of on or that the this to was
+    were what when where which who why will with
+    """.split()
 )
 
 
@@ -27,7 +29,9 @@ def fts_query(query: str) -> str | None:
     return " OR ".join(f'"{word}"' for word in unique) or None
 
 
-def reciprocal_rank_fusion(rankings: Iterable[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: Iterable[Sequence[int]], k: int = RRF_K
+) -> list[tuple[int, float]]:
     """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank), best first."""
     scores: dict[int, float] = {}
     for ranking in rankings:
@@ -36,7 +40,9 @@ def reciprocal_rank_fusion(rankings: Iterable[Sequence[int]], k: int = RRF_K) ->
     return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
 
 
-def collapse_by(items: Sequence[tuple[int, float]], group_of: dict[int, str]) -> list[tuple[int, float]]:
+def collapse_by(
+    items: Sequence[tuple[int, float]], group_of: dict[int, str]
+) -> list[tuple[int, float]]:
     """Keep the best-ranked item of each group, in rank order."""
     seen: set[str] = set()
     kept = []

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
-from pydantic import ValidationError
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
 
 from indexer.build import BuildError, build_index
 from indexer.settings import Settings
@@ -62,7 +62,9 @@ def _validated(**fields: Any) -> SearchRequest:
     try:
         return SearchRequest(**fields)
     except ValidationError as error:
-        raise RequestValidationError(error.errors(include_url=False, include_context=False)) from None
+        raise RequestValidationError(
+            error.errors(include_url=False, include_context=False)
+        ) from None
 
 
 @router.get("/search", response_model=SearchResponse, summary="Search with query parameters")

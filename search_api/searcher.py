@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from functools import lru_cache
@@ -11,7 +12,7 @@ import faiss
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.snapshot import CHUNK_COLUMNS, Snapshot
+from indexer.snapshot import Snapshot
 from search_api.models import (
     Filters,
     Highlight,
@@ -31,6 +32,7 @@ from search_api.ranking import (
 )
 
 QUERY_CACHE_SIZE = 1024
+RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
 MIN_CANDIDATES = 100
 # bm25 column weights (title, text): the headline counts, but less than the passage itself.
 BM25_WEIGHTS = "0.5, 1.0"
@@ -78,21 +80,26 @@ class Searcher:
         allowed = self._allowed_rows(request.filters)
         depth = max(MIN_CANDIDATES, 5 * request.k)
         # Rounded once here, so min_score compares the very scores the caller sees.
-        ranked = [(row, round(score, 6)) for row, score in self._rank(request.query, request.mode, depth, allowed)]
+        ranked = [
+            (row, round(score, 6))
+            for row, score in self._rank(request.query, request.mode, depth, allowed)
+        ]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
-        rows = self._rows([row for row, _ in ranked])
         if request.collapse:
-            ranked = collapse_by(ranked, {row: rows[row]["article_id"] for row, _ in ranked})
+            ranked = collapse_by(ranked, self._article_ids([row for row, _ in ranked]))
         ranked = ranked[: request.k]
-        marked = self._highlights(request.query, [r for r, _ in ranked]) if request.highlight else {}
+        rows = self._rows([row for row, _ in ranked])
+        marked = self._highlights(request.query, list(rows)) if request.highlight else {}
         results = [
-            SearchResult(
-                rank=rank,
-                score=score,
-                chunk_id=rows[row]["id"],
-                highlights=marked.get(row, []),
-                **{column: rows[row][column] for column in CHUNK_COLUMNS if column not in ("id", "embed_text")},
+            SearchResult.model_validate(
+                {
+                    "rank": rank,
+                    "score": score,
+                    "chunk_id": rows[row]["id"],
+                    "highlights": marked.get(row, []),
+                    **{column: rows[row][column] for column in RESULT_COLUMNS},
+                }
             )
             for rank, (row, score) in enumerate(ranked, start=1)
         ]
@@ -129,11 +136,17 @@ class Searcher:
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
             is_hnsw = self.snapshot.manifest.index_type == "hnsw"
-            params = faiss.SearchParametersHNSW(sel=selector) if is_hnsw else faiss.SearchParameters(sel=selector)
+            params = (
+                faiss.SearchParametersHNSW(sel=selector)
+                if is_hnsw
+                else faiss.SearchParameters(sel=selector)
+            )
         scores, ids = index.search(self._query_vector(query), depth, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def _lexical(self, query: str, depth: int, allowed: list[int] | None) -> list[tuple[int, float]]:
+    def _lexical(
+        self, query: str, depth: int, allowed: list[int] | None
+    ) -> list[tuple[int, float]]:
         match = fts_query(query)
         if match is None or allowed == []:
             return []
@@ -155,16 +168,23 @@ class Searcher:
                 parameters += values
         if not conditions:
             return None
-        found = self.snapshot.query(f"SELECT row FROM chunks WHERE {' AND '.join(conditions)}", parameters)
+        found = self.snapshot.query(
+            f"SELECT row FROM chunks WHERE {' AND '.join(conditions)}", parameters
+        )
         return [int(r[0]) for r in found]
 
-    def _rows(self, rows: Sequence[int]) -> dict[int, dict[str, object]]:
-        if not rows:
-            return {}
+    def _rows(self, rows: Sequence[int]) -> dict[int, sqlite3.Row]:
         found = self.snapshot.query(
             f"SELECT * FROM chunks WHERE row IN ({','.join('?' * len(rows))})", list(rows)
         )
-        return {int(r["row"]): dict(r) for r in found}
+        return {int(r["row"]): r for r in found}
+
+    def _article_ids(self, rows: Sequence[int]) -> dict[int, str]:
+        found = self.snapshot.query(
+            f"SELECT row, article_id FROM chunks WHERE row IN ({','.join('?' * len(rows))})",
+            list(rows),
+        )
+        return {int(row): str(article_id) for row, article_id in found}
 
     def _highlights(self, query: str, rows: list[int]) -> dict[int, list[Highlight]]:
         match = fts_query(query)

@@ -17,10 +17,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from indexer.build import build_index  # noqa: E402
-from indexer.embed import Embedder  # noqa: E402
-from indexer.settings import Settings  # noqa: E402
-from search_api.searcher import Searcher  # noqa: E402
+from indexer.build import build_index
+from indexer.embed import Embedder
+from indexer.settings import Settings
+from search_api.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_FILE = ROOT / "seeds" / "000_801232c05f2a40c6.txt"
@@ -31,7 +31,9 @@ API_KEY = "test-admin-key"
 STARTUP_SECONDS = 180
 
 
-def run_python(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def run_python(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     """Run a project command the way a user would, from the project root."""
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},

@@ -47,7 +47,9 @@ def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
 ) -> None:
     first = build_index(corpus, embedder=embedder)
     assert (first.files, first.articles, first.chunks, first.embedded) == (1, 4, 46, 46)
-    assert any("Morocco has evacuated" in t for t in search_texts(corpus, embedder, "flood evacuations", 3))
+    assert any(
+        "Morocco has evacuated" in t for t in search_texts(corpus, embedder, "flood evacuations", 3)
+    )
 
     unchanged = build_index(corpus, embedder=embedder)
     assert (unchanged.embedded, unchanged.reused, unchanged.published) == (0, 46, False)
@@ -60,7 +62,9 @@ def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
 
     seed_copy = corpus.seeds_dir / SEED_FILE.name
     text = seed_copy.read_text(encoding="utf-8")
-    seed_copy.write_text(text.replace("seven-year drought", "seven-year dry spell"), encoding="utf-8")
+    seed_copy.write_text(
+        text.replace("seven-year drought", "seven-year dry spell"), encoding="utf-8"
+    )
     edited = build_index(corpus, embedder=embedder)
     assert (edited.chunks, edited.embedded) == (48, 1)
     assert any("seven-year dry spell" in t for t in search_texts(corpus, embedder, "drought", 10))
@@ -68,7 +72,9 @@ def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
     (corpus.seeds_dir / "volcano.txt").unlink()
     removed = build_index(corpus, embedder=embedder)
     assert (removed.files, removed.chunks, removed.embedded) == (1, 46, 0)
-    assert not any("Lava" in t for t in search_texts(corpus, embedder, "volcanic eruption lava", 46))
+    assert not any(
+        "Lava" in t for t in search_texts(corpus, embedder, "volcanic eruption lava", 46)
+    )
     assert [f.path for f in live_manifest(corpus.index_dir).files] == [SEED_FILE.name]
 
 
@@ -78,8 +84,12 @@ def test_full_rebuild_re_embeds_everything(corpus: Settings, embedder: Embedder)
     assert (full.embedded, full.published) == (46, True)
 
 
-def test_bad_files_are_reported_while_the_rest_publishes(corpus: Settings, embedder: Embedder) -> None:
-    (corpus.seeds_dir / "latin1.txt").write_bytes("Caf\xe9 society\n\nA paragraph.\n".encode("latin-1"))
+def test_bad_files_are_reported_while_the_rest_publishes(
+    corpus: Settings, embedder: Embedder
+) -> None:
+    (corpus.seeds_dir / "latin1.txt").write_bytes(
+        "Caf\xe9 society\n\nA paragraph.\n".encode("latin-1")
+    )
     (corpus.seeds_dir / "empty.md").write_bytes(b"")
     (corpus.seeds_dir / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
     (corpus.seeds_dir / "notes.pdf").write_bytes(b"%PDF-1.4")  # not a seed type: skipped silently
@@ -92,18 +102,44 @@ def test_bad_files_are_reported_while_the_rest_publishes(corpus: Settings, embed
     assert "binary" in errors["image.txt"]
 
 
-def test_the_command_line_reports_json_and_fails_only_when_nothing_publishes(tmp_path: Path) -> None:
+def test_the_command_line_reports_json_and_fails_only_when_nothing_publishes(
+    tmp_path: Path,
+) -> None:
     seeds = new_corpus(tmp_path / "seeds")
     (seeds / "broken.txt").write_bytes(b"\xff\xfe\x00junk")
-    args = ["-m", "indexer", "build", "--seeds", str(seeds), "--index", str(tmp_path / "index"), "--json"]
+    args = [
+        "-m",
+        "indexer",
+        "build",
+        "--seeds",
+        str(seeds),
+        "--index",
+        str(tmp_path / "index"),
+        "--json",
+    ]
     done = run_python(*args)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert set(report) >= {"snapshot", "files", "articles", "chunks", "embedded", "reused", "errors", "seconds"}
-    assert report["chunks"] == 46 and report["errors"] == [{"file": "broken.txt", "error": "binary file (contains NUL bytes)"}]
+    assert set(report) >= {
+        "snapshot",
+        "files",
+        "articles",
+        "chunks",
+        "embedded",
+        "reused",
+        "errors",
+        "seconds",
+    }
+    assert report["chunks"] == 46 and report["errors"] == [
+        {"file": "broken.txt", "error": "binary file (contains NUL bytes)"}
+    ]
 
     status = run_python("-m", "indexer", "status", "--index", str(tmp_path / "index"))
-    assert status.returncode == 0 and report["snapshot"] in status.stdout and "46 chunks" in status.stdout
+    assert (
+        status.returncode == 0
+        and report["snapshot"] in status.stdout
+        and "46 chunks" in status.stdout
+    )
 
     (seeds / SEED_FILE.name).unlink()
     failed = run_python(*args)
@@ -119,13 +155,17 @@ def test_status_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:
     assert "run python -m indexer build first" in done.stderr
 
 
-def test_a_second_build_waits_for_the_first_and_says_so(corpus: Settings, embedder: Embedder) -> None:
+def test_a_second_build_waits_for_the_first_and_says_so(
+    corpus: Settings, embedder: Embedder
+) -> None:
     corpus.index_dir.mkdir(parents=True)
     messages: list[str] = []
     reports = []
     with FileLock(str(corpus.index_dir / LOCK_FILE)):
         waiting = threading.Thread(
-            target=lambda: reports.append(build_index(corpus, embedder=embedder, notify=messages.append))
+            target=lambda: reports.append(
+                build_index(corpus, embedder=embedder, notify=messages.append)
+            )
         )
         waiting.start()
         deadline = time.monotonic() + 30
@@ -137,7 +177,9 @@ def test_a_second_build_waits_for_the_first_and_says_so(corpus: Settings, embedd
     assert reports and reports[0].published
 
 
-def test_old_snapshots_are_pruned_keeping_the_previous_one(corpus: Settings, embedder: Embedder) -> None:
+def test_old_snapshots_are_pruned_keeping_the_previous_one(
+    corpus: Settings, embedder: Embedder
+) -> None:
     ids = []
     for round_number in range(3):
         (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE + f"\nUpdate {round_number}.\n")
@@ -163,7 +205,9 @@ def _cached_vectors(index_dir: Path) -> int:
         return 0
 
 
-def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(tmp_path: Path, embedder: Embedder) -> None:
+def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(
+    tmp_path: Path, embedder: Embedder
+) -> None:
     seeds = new_corpus(tmp_path / "seeds")
     settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index")
     live = build_index(settings, embedder=embedder).snapshot
@@ -182,10 +226,14 @@ def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(tmp_path:
     process.wait(timeout=30)
 
     assert read_current(settings.index_dir) == live
-    assert "Morocco has evacuated" in " ".join(search_texts(settings, embedder, "flood evacuations", 3))
+    assert "Morocco has evacuated" in " ".join(
+        search_texts(settings, embedder, "flood evacuations", 3)
+    )
 
     resumed = build_index(settings, embedder=embedder)
     assert resumed.published and resumed.snapshot != live
     assert resumed.reused >= 46 + EMBED_BATCH  # the killed build's vectors were kept
     assert resumed.embedded == resumed.chunks - resumed.reused
-    assert sorted(p.name for p in snapshots_dir(settings.index_dir).iterdir()) == sorted([live, resumed.snapshot])
+    assert sorted(p.name for p in snapshots_dir(settings.index_dir).iterdir()) == sorted(
+        [live, resumed.snapshot]
+    )

@@ -48,7 +48,9 @@ def test_chunk_ids_survive_edits_elsewhere_in_the_file() -> None:
 def test_a_long_paragraph_is_split_on_sentence_boundaries_into_windows_that_fit() -> None:
     sentences = [f"Sentence number {i} has exactly seven words." for i in range(40)]
     text = "Headline\n\n" + " ".join(sentences) + "\n"
-    chunks = chunk_articles(parse_articles(text), "long.txt", text, ChunkingParams(50, False), count_words)
+    chunks = chunk_articles(
+        parse_articles(text), "long.txt", text, ChunkingParams(50, False), count_words
+    )
     assert len(chunks) > 1
     assert all(count_words(c.text) <= 50 for c in chunks)
     assert all(c.text.endswith(".") for c in chunks)
@@ -59,13 +61,19 @@ def test_a_long_paragraph_is_split_on_sentence_boundaries_into_windows_that_fit(
 
 def test_the_headline_counts_against_the_window_when_it_is_embedded() -> None:
     text = "A five word long headline\n\n" + "word " * 60 + "\n"
-    chunks = chunk_articles(parse_articles(text), "t.txt", text, ChunkingParams(30, True), count_words)
+    chunks = chunk_articles(
+        parse_articles(text), "t.txt", text, ChunkingParams(30, True), count_words
+    )
     assert all(count_words(c.embed_text) <= 30 + 1 for c in chunks)
     assert all(count_words(c.text) <= 30 - 6 for c in chunks)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["word", "end.", "  ", "\n", "Why?", "x" * 30]), max_size=120).map(" ".join))
+@given(
+    st.lists(st.sampled_from(["word", "end.", "  ", "\n", "Why?", "x" * 30]), max_size=120).map(
+        " ".join
+    )
+)
 def test_windows_cover_the_paragraph_and_keep_offsets(text: str) -> None:
     source = "pre " + text
     span = Span(source[4:], 4, len(source))

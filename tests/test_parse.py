@@ -55,7 +55,10 @@ def test_a_file_without_markers_is_one_article_headed_by_its_first_line() -> Non
     [article] = parse_articles(text)
     assert article.title == "Ad sales boost profit"
     assert article.captions == ()
-    assert [p.text for p in article.paragraphs] == ["First paragraph.", "Second paragraph\nwraps here."]
+    assert [p.text for p in article.paragraphs] == [
+        "First paragraph.",
+        "Second paragraph\nwraps here.",
+    ]
 
 
 def test_space_only_lines_and_trailing_spaces_are_blank_and_trimmed() -> None:
@@ -71,7 +74,11 @@ def test_blank_text_has_no_articles() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(["TT", "\n", " ", "a", "Head", "\u00a0", "é", ".", "\r\n"]), max_size=60).map("".join))
+@given(
+    st.lists(
+        st.sampled_from(["TT", "\n", " ", "a", "Head", "\u00a0", "é", ".", "\r\n"]), max_size=60
+    ).map("".join)
+)
 def test_parsing_seed_like_text_never_raises_and_offsets_hold(text: str) -> None:
     _assert_offsets_hold(text)
 

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
+from indexer.snapshot import Snapshot
 from search_api.models import Filters, SearchRequest
 from search_api.ranking import collapse_by, fts_query, parse_highlighted, reciprocal_rank_fusion
 from search_api.searcher import ModelMismatchError, Searcher
-from indexer.snapshot import Snapshot
 
 FLOOD_LEAD = "Morocco has evacuated more than 50,000 people"
 
@@ -47,7 +47,9 @@ def test_filters_keep_only_the_chosen_article(searcher: Searcher) -> None:
     unfiltered = searcher.search(SearchRequest(query="army deployed", k=10, mode="lexical")).results
     assert len({r.article_id for r in unfiltered}) > 1
     for mode in ("hybrid", "dense", "lexical"):
-        request = SearchRequest(query="army deployed", k=10, mode=mode, filters=Filters(article_id=top.article_id))
+        request = SearchRequest(
+            query="army deployed", k=10, mode=mode, filters=Filters(article_id=top.article_id)
+        )
         results = searcher.search(request).results
         assert results and {r.article_id for r in results} == {top.article_id}, mode
     missing = SearchRequest(query="flood", filters=Filters(source=["nowhere.txt"]))
@@ -61,22 +63,32 @@ def test_collapse_returns_one_passage_per_article(searcher: Searcher) -> None:
 
 
 def test_min_score_drops_weak_results(searcher: Searcher) -> None:
-    everything = searcher.search(SearchRequest(query="flood evacuations", k=20, mode="dense")).results
+    everything = searcher.search(
+        SearchRequest(query="flood evacuations", k=20, mode="dense")
+    ).results
     threshold = everything[4].score
-    kept = searcher.search(SearchRequest(query="flood evacuations", k=20, mode="dense", min_score=threshold)).results
+    kept = searcher.search(
+        SearchRequest(query="flood evacuations", k=20, mode="dense", min_score=threshold)
+    ).results
     assert len(kept) >= 5 and all(r.score >= threshold for r in kept)
     assert len(kept) < len(everything)
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40))
+@given(
+    st.text(
+        alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40
+    )
+)
 def test_lexical_search_never_raises_on_any_query(searcher: Searcher, query: str) -> None:
     if not query.strip():
         return
     searcher.search(SearchRequest(query=query, k=5, mode="lexical"))
 
 
-@pytest.mark.parametrize("query", ['"unbalanced', "NEAR(a b)", "a AND OR NOT", "col:umn", "*", "^start", "-", "(("])
+@pytest.mark.parametrize(
+    "query", ['"unbalanced', "NEAR(a b)", "a AND OR NOT", "col:umn", "*", "^start", "-", "(("]
+)
 def test_fts_syntax_in_queries_is_plain_text(searcher: Searcher, query: str) -> None:
     response = searcher.search(SearchRequest(query=query, mode="hybrid"))
     assert response.query == query
@@ -103,7 +115,10 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
 
 
 def test_collapse_keeps_the_best_of_each_group() -> None:
-    assert collapse_by([(1, 0.9), (2, 0.8), (3, 0.7)], {1: "a", 2: "a", 3: "b"}) == [(1, 0.9), (3, 0.7)]
+    assert collapse_by([(1, 0.9), (2, 0.8), (3, 0.7)], {1: "a", 2: "a", 3: "b"}) == [
+        (1, 0.9),
+        (3, 0.7),
+    ]
 
 
 def test_highlight_markers_become_offsets() -> None:

@@ -1,0 +1,207 @@
+"""The HTTP contract, against a real uvicorn process serving the seed index."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from conftest import API_KEY, SEED_QUERIES, Server, run_python
+
+from search_api.models import MAX_QUERY_CHARS, SearchResponse
+
+RESULT_FIELDS = {
+    "rank",
+    "score",
+    "chunk_id",
+    "article_id",
+    "title",
+    "text",
+    "source",
+    "kind",
+    "position",
+}
+RELOAD_SECONDS = 60
+
+
+def get(server: Server, path: str, **params: object) -> httpx.Response:
+    return httpx.get(f"{server.url}{path}", params=params, timeout=30)  # type: ignore[arg-type]
+
+
+def post(server: Server, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.post(f"{server.url}{path}", timeout=120, **kwargs)  # type: ignore[arg-type]
+
+
+def test_get_search_answers_with_the_documented_shape(server: Server) -> None:
+    response = get(server, "/search", q="flood evacuations", k=3)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"query", "mode", "took_ms", "snapshot", "results"}
+    assert body["query"] == "flood evacuations" and body["mode"] == "hybrid"
+    assert len(body["results"]) == 3
+    assert all(set(result) >= RESULT_FIELDS for result in body["results"])
+    assert body["results"][0]["title"].startswith("Morocco Evacuates")
+    assert any(r["text"].startswith("Morocco has evacuated") for r in body["results"])
+
+
+def test_post_search_takes_filters_collapse_and_highlight(server: Server) -> None:
+    first = get(server, "/search", q="Hezbollah disarmament", k=1).json()["results"][0]
+    body = {"query": "army", "k": 5, "mode": "dense", "filters": {"article_id": [first["article_id"]]},
+            "collapse": True, "highlight": True}  # fmt: skip
+    response = post(server, "/search", json=body)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert len(results) == 1 and results[0]["article_id"] == first["article_id"]
+    assert response.json()["mode"] == "dense"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"q": ""}, {"q": "   "}, {"q": "x" * (MAX_QUERY_CHARS + 1)}, {"q": "flood", "k": 0},
+     {"q": "flood", "k": 101}, {"q": "flood", "k": "ten"}, {"q": "flood", "k": 2.5},
+     {"q": "flood", "mode": "fuzzy"}, {}, {"q": "flood", "min_score": "high"}],
+)  # fmt: skip
+def test_bad_query_parameters_get_a_422_with_a_message(
+    server: Server, params: dict[str, object]
+) -> None:
+    response = get(server, "/search", **params)
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str) and response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"query": "flood"', "not json", "[]", '{"query": 5}', '{"query": "flood", "k": "3"}',
+     '{"query": "flood", "k": true}', '{"query": "flood", "mode": null}', '{"query": "flood", "colour": 1}',
+     '{"query": "flood", "filters": {"source": 7}}', '{"query": "flood", "collapse": "maybe"}'],
+)  # fmt: skip
+def test_bad_json_bodies_get_a_422_with_a_message(server: Server, content: str) -> None:
+    response = post(
+        server, "/search", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+
+
+def test_unknown_routes_and_methods_are_4xx(server: Server) -> None:
+    assert get(server, "/nope").status_code == 404
+    assert httpx.delete(f"{server.url}/search").status_code == 405
+
+
+def test_health_stats_docs_and_page(server: Server) -> None:
+    health = get(server, "/healthz").json()
+    stats = get(server, "/stats").json()
+    assert health["status"] == "ok" and health["snapshot"] == stats["snapshot"]
+    assert stats["chunks"] >= 46 and stats["dimension"] == 384 and stats["index_type"] == "flat"
+    assert "/search" in get(server, "/openapi.json").json()["paths"]
+    assert get(server, "/docs").status_code == 200
+    page = get(server, "/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+
+
+def test_metrics_count_requests_by_route_and_status(server: Server) -> None:
+    get(server, "/search", q="")
+    get(server, "/search", q="dam water", k=2)
+    text = get(server, "/metrics").text
+    assert 'seedsearch_requests_total{method="GET",route="/search",status="422"}' in text
+    assert 'seedsearch_requests_total{method="GET",route="/search",status="200"}' in text
+    assert 'seedsearch_request_seconds_bucket{le="0.005",method="GET",route="/search"}' in text
+    assert "seedsearch_index_chunks " in text
+
+
+def test_admin_reindex_requires_the_api_key(server: Server) -> None:
+    assert post(server, "/admin/reindex").status_code == 401
+    assert post(server, "/admin/reindex", headers={"X-API-Key": "wrong"}).status_code == 401
+    response = post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 200, response.text
+    assert {"snapshot", "embedded", "reused", "errors"} <= set(response.json())
+
+
+def wait_for_new_snapshot(server: Server, old: str) -> str:
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while time.monotonic() < deadline:
+        current = get(server, "/stats").json()["snapshot"]
+        if current != old:
+            return str(current)
+        time.sleep(0.1)
+    raise TimeoutError("the server did not pick up the new snapshot")
+
+
+def test_a_rebuild_in_another_process_is_served_without_a_restart(server: Server) -> None:
+    before = get(server, "/stats").json()["snapshot"]
+    (server.seeds_dir / "glacier.txt").write_text(
+        "Glacier Collapse Buries Alpine Village\n\n"
+        "A hanging glacier collapsed above the Swiss village of Blatten, burying homes under ice and mud.\n",
+        encoding="utf-8",
+    )
+    done = run_python(
+        "-m",
+        "indexer",
+        "build",
+        "--seeds",
+        str(server.seeds_dir),
+        "--index",
+        str(server.index_dir),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["embedded"] == 1
+    assert wait_for_new_snapshot(server, before) == json.loads(done.stdout)["snapshot"]
+    top = get(server, "/search", q="glacier collapse village", k=1).json()["results"][0]
+    assert "Blatten" in top["text"]
+
+
+def test_no_request_fails_while_snapshots_swap(server: Server) -> None:
+    before = get(server, "/stats").json()["snapshot"]
+    statuses: list[int] = []
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        reindex = httpx.Client(base_url=server.url, timeout=120)
+        (server.seeds_dir / "glacier.txt").write_text(
+            "Glacier Update\n\nMeltwater lakes are being drained.\n"
+        )
+        thread = threading.Thread(
+            target=lambda: reindex.post("/admin/reindex", headers={"X-API-Key": API_KEY})
+        )
+        thread.start()
+        deadline = time.monotonic() + RELOAD_SECONDS
+        while (
+            (thread.is_alive() or len(statuses) < 20)
+            and time.monotonic() < deadline
+            and len(statuses) < 2000
+        ):
+            statuses.append(
+                client.get("/search", params={"q": "glacier meltwater", "k": 3}).status_code
+            )
+        thread.join(timeout=RELOAD_SECONDS)
+        reindex.close()
+    assert set(statuses) == {200}
+    assert get(server, "/stats").json()["snapshot"] != before
+
+
+def test_search_script_queries_a_running_service(server: Server) -> None:
+    done = run_python(
+        "scripts/search.py", "flood evacuations", "-k", "3", "--json", "--api", server.url
+    )
+    assert done.returncode == 0, done.stderr
+    response = SearchResponse.model_validate_json(done.stdout)
+    assert response.results[0].title.startswith("Morocco Evacuates")
+    text = run_python("scripts/search.py", "flood evacuations", "--api", server.url)
+    assert text.returncode == 0 and "1. Morocco Evacuates" in text.stdout
+
+
+def test_evaluate_script_measures_a_running_service(server: Server) -> None:
+    done = run_python(
+        "scripts/evaluate.py",
+        "--queries",
+        str(SEED_QUERIES),
+        "--mode",
+        "hybrid",
+        "--api",
+        server.url,
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    [report] = json.loads(done.stdout)
+    assert report["queries"] == 20 and report["mrr_at_10"] > 0.6
