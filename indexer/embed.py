@@ -6,10 +6,10 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -70,10 +70,21 @@ class Embedder:
             raise ModelError(f"cannot load model {self.name!r}: {error}") from error
 
     @cached_property
-    def _tokenizer(self) -> Any:
+    def _count(self) -> Callable[[str], int]:
+        """A word-piece counter; the bare ``tokenizers`` library when the folder has its file,
+        which spares a no-op build the seconds that importing transformers takes."""
+        tokenizer_file = self.local_path / "tokenizer.json" if self.local_path else None
+        if tokenizer_file and tokenizer_file.is_file():
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(self.name)
+        auto = AutoTokenizer.from_pretrained(self.name)
+        return lambda text: len(auto(text, add_special_tokens=False)["input_ids"])
 
     @cached_property
     def max_tokens(self) -> int:
@@ -91,7 +102,7 @@ class Embedder:
         return int(dimension)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self._count(text)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""

@@ -34,8 +34,8 @@ from search_api.ranking import (
 QUERY_CACHE_SIZE = 1024
 RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
 MIN_CANDIDATES = 100
-# bm25 column weights (title, text): the headline counts, but less than the passage itself.
-BM25_WEIGHTS = "0.5, 1.0"
+# bm25 column weights (title, text): equal; see README for the weights measured.
+BM25_WEIGHTS = "1.0, 1.0"
 
 
 class ModelMismatchError(RuntimeError):

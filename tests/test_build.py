@@ -237,3 +237,27 @@ def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(
     assert sorted(p.name for p in snapshots_dir(settings.index_dir).iterdir()) == sorted(
         [live, resumed.snapshot]
     )
+
+
+def test_an_overlong_paragraph_is_split_into_windows_the_model_can_read(
+    corpus: Settings, embedder: Embedder
+) -> None:
+    sentences = " ".join(
+        f"Flood barrier number {i} was raised along the Sebou River overnight." for i in range(60)
+    )
+    (corpus.seeds_dir / "long.txt").write_text(
+        f"Barriers Raised Along River\n\n{sentences}\n", encoding="utf-8"
+    )
+    build_index(corpus, embedder=embedder)
+    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    windows = searcher.search(
+        SearchRequest(
+            query="flood barrier raised", k=100, mode="lexical", filters={"source": ["long.txt"]}
+        )
+    ).results
+    assert len(windows) > 1
+    assert all(embedder.count_tokens(w.text) <= embedder.max_tokens for w in windows)
+    assert {w.position for w in windows} == {0}
+    source = (corpus.seeds_dir / "long.txt").read_text(encoding="utf-8")
+    assert all(source[w.start : w.end] == w.text for w in windows)
+    assert " ".join(w.text for w in sorted(windows, key=lambda w: w.start)) == sentences
