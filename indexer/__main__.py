@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 _print_build(report)
         else:
             manifest = live_manifest(settings_from_flags(index_dir=args.index).index_dir)
-            print(manifest.to_json() if args.json else "", end="\n" if args.json else "")
-            if not args.json:
+            if args.json:
+                print(manifest.to_json())
+            else:
                 _print_status(manifest)
     except (BuildError, ModelError, NoSnapshotError) as error:
         print(f"error: {error}", file=sys.stderr)

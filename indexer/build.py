@@ -122,13 +122,15 @@ def _embed(
     return vectors, set(missing)
 
 
-def _acquire(lock: FileLock, notify: Callable[[str], None]) -> None:
+def _acquire(lock: FileLock, notify: Callable[[str], None], wait_seconds: float) -> None:
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        if wait_seconds <= 0:
+            raise BuildError(f"another build is running (lock {lock.lock_file})") from None
         notify(f"another build is running (lock {lock.lock_file}); waiting for it to finish")
         try:
-            lock.acquire(timeout=LOCK_WAIT_SECONDS)
+            lock.acquire(timeout=wait_seconds)
         except Timeout:
             raise BuildError(f"another build still holds {lock.lock_file}") from None
 
@@ -140,14 +142,19 @@ def build_index(
     embedder: Embedder | None = None,
     progress: bool = False,
     notify: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    wait_seconds: float = LOCK_WAIT_SECONDS,
 ) -> BuildReport:
-    """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed."""
+    """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed.
+
+    If another build holds the lock, wait up to ``wait_seconds`` for it (saying so through
+    ``notify``); with 0, fail at once with ``BuildError``.
+    """
     started = time.perf_counter()
     root = settings.index_dir
     root.mkdir(parents=True, exist_ok=True)
     embedder = embedder or Embedder(settings.model)
     lock = FileLock(str(root / LOCK_FILE))
-    _acquire(lock, notify)
+    _acquire(lock, notify, wait_seconds)
     try:
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
         corpus = _read_corpus(settings.seeds_dir, params, embedder)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     exact_search_limit: int = Field(default=1_000_000, ge=1)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_means_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def settings_from_flags(**flags: Any) -> Settings:

@@ -47,7 +47,11 @@ def format_table(reports: list[Report]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    queries = load_queries(args.queries)
+    try:
+        queries = load_queries(args.queries)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: cannot read queries from {args.queries}: {error!r}", file=sys.stderr)
+        return 2
     settings = settings_from_flags(index_dir=args.index)
     try:
         search = search_function(settings.index_dir, args.api, settings.model)

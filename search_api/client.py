@@ -33,14 +33,18 @@ def remote_search(api_url: str, timeout: float = 30.0) -> SearchFunction:
 
 def local_search(index_root: Path, model: str = "") -> SearchFunction:
     """Search the live snapshot under ``index_root`` in this process."""
-    from indexer.embed import Embedder
+    from indexer.embed import Embedder, ModelError
     from indexer.snapshot import NoSnapshotError
     from search_api.searcher import ModelMismatchError, Searcher
 
     try:
-        return Searcher.open_live(index_root, Embedder(model)).search
-    except (NoSnapshotError, ModelMismatchError) as error:
+        searcher = Searcher.open_live(index_root, Embedder(model))
+    except (NoSnapshotError, ModelMismatchError, ModelError) as error:
         raise SearchClientError(str(error)) from error
+    except OSError as error:
+        raise SearchClientError(f"cannot open the index at {index_root}: {error}") from error
+    searcher.warm_up()  # so took_ms reports the query, not the model loading
+    return searcher.search
 
 
 def search_function(index_root: Path, api_url: str | None, model: str = "") -> SearchFunction:

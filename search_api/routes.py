@@ -121,7 +121,8 @@ def reindex(
     if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), expected):
         raise HTTPException(401, "missing or wrong X-API-Key header")
     try:
-        report = build_index(configured, embedder=live.embedder, notify=lambda message: None)
+        # Never queue behind a running build: the caller gets a 409 and can retry.
+        report = build_index(configured, embedder=live.embedder, wait_seconds=0)
     except BuildError as error:
         raise HTTPException(409, str(error)) from None
     live.refresh()

@@ -62,6 +62,10 @@ class Searcher:
     def open_live(cls, index_root: Path, embedder: Embedder) -> Searcher:
         return cls(Snapshot.open_live(index_root), embedder)
 
+    def warm_up(self) -> None:
+        """Load the model now rather than on the first query."""
+        self._embedder.encode(["warm-up"])
+
     def stats(self) -> Stats:
         manifest = self.snapshot.manifest
         return Stats(

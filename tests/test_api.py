@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 from conftest import API_KEY, SEED_QUERIES, Server, run_python
+from filelock import FileLock
 
+from indexer.build import LOCK_FILE
 from search_api.models import MAX_QUERY_CHARS, SearchResponse
 
 RESULT_FIELDS = {
@@ -117,6 +119,13 @@ def test_admin_reindex_requires_the_api_key(server: Server) -> None:
     response = post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})
     assert response.status_code == 200, response.text
     assert {"snapshot", "embedded", "reused", "errors"} <= set(response.json())
+
+
+def test_admin_reindex_refuses_to_queue_behind_a_running_build(server: Server) -> None:
+    with FileLock(str(server.index_dir / LOCK_FILE)):
+        response = post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})
+    assert response.status_code == 409
+    assert "another build is running" in response.json()["detail"]
 
 
 def wait_for_new_snapshot(server: Server, old: str) -> str:

@@ -1,0 +1,79 @@
+"""The command-line scripts, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SEED_QUERIES, run_python
+
+from indexer.settings import Settings
+from search_api.models import SearchResponse
+
+
+def test_search_script_puts_the_flood_lead_in_the_top_three(seed_settings: Settings) -> None:
+    done = run_python(
+        "scripts/search.py", "flood evacuations", "--index", str(seed_settings.index_dir)
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.split("\n\n")[0]
+    assert first.startswith("1. Morocco Evacuates 50,000") and "evacua" in first
+    top_three = "\n\n".join(done.stdout.split("\n\n")[:3])
+    assert "Morocco has evacuated more than 50,000 people" in top_three
+
+
+def test_search_script_prints_the_api_json_shape(seed_settings: Settings) -> None:
+    args = ["scripts/search.py", "Hezbollah disarmament", "-k", "2", "--mode", "dense", "--json"]
+    done = run_python(*args, "--index", str(seed_settings.index_dir))
+    assert done.returncode == 0, done.stderr
+    response = SearchResponse.model_validate_json(done.stdout)
+    assert response.mode == "dense" and [r.rank for r in response.results] == [1, 2]
+    assert response.took_ms < 60_000 and response.snapshot
+
+
+def test_search_script_without_an_index_prints_a_one_line_hint(tmp_path: Path) -> None:
+    done = run_python("scripts/search.py", "flood", "--index", str(tmp_path / "missing"))
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("run python -m indexer build first")
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_search_script_rejects_bad_arguments_clearly(seed_settings: Settings) -> None:
+    done = run_python("scripts/search.py", "  ", "--index", str(seed_settings.index_dir))
+    assert done.returncode == 2 and "query is empty" in done.stderr
+    done = run_python(
+        "scripts/search.py", "flood", "-k", "500", "--index", str(seed_settings.index_dir)
+    )
+    assert done.returncode == 2 and "less than or equal to 100" in done.stderr
+
+
+def test_evaluate_reports_every_mode_above_a_quality_floor(seed_settings: Settings) -> None:
+    done = run_python(
+        "scripts/evaluate.py",
+        "--queries",
+        str(SEED_QUERIES),
+        "--index",
+        str(seed_settings.index_dir),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    reports = {r["mode"]: r for r in json.loads(done.stdout)}
+    assert set(reports) == {"hybrid", "dense", "lexical"}
+    # Regression floors a little under the figures in README.md (0.835 / 0.767 / 0.882).
+    assert reports["hybrid"]["mrr_at_10"] >= 0.78
+    assert reports["dense"]["mrr_at_10"] >= 0.70
+    assert reports["lexical"]["mrr_at_10"] >= 0.80
+    assert all(set(r["recall"]) == {"1", "5", "10"} for r in reports.values())
+
+
+def test_evaluate_with_an_unreadable_query_file_says_so(tmp_path: Path) -> None:
+    done = run_python("scripts/evaluate.py", "--queries", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 2 and "cannot read queries" in done.stderr
+
+
+def test_a_blank_api_key_leaves_the_admin_api_disabled(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SEEDSEARCH_API_KEY", "  ")
+    assert Settings().api_key is None
+    monkeypatch.setenv("SEEDSEARCH_API_KEY", "secret")
+    key = Settings().api_key
+    assert key is not None and key.get_secret_value() == "secret"
