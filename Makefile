@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 build: $(STAMP)
 	$(BIN)/python -m indexer build
 
+# Serves on 127.0.0.1:8000 unless SEEDSEARCH_HOST / SEEDSEARCH_PORT say otherwise.
 run: build
-	$(BIN)/python -m search_api --host 127.0.0.1 --port 8000
+	$(BIN)/python -m search_api
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

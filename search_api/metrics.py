@@ -24,7 +24,7 @@ class Metrics:
             registry=self.registry,
         )
         self.latency = Histogram(
-            "seedsearch_request_seconds", "HTTP request latency", ["method", "route"],
+            "seedsearch_request_seconds", "HTTP request latency", ["method", "route", "status"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
         self.chunks = Gauge(
@@ -72,4 +72,6 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+            self.metrics.latency.labels(method, route, str(status)).observe(
+                time.perf_counter() - started
+            )

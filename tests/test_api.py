@@ -109,7 +109,10 @@ def test_metrics_count_requests_by_route_and_status(server: Server) -> None:
     text = get(server, "/metrics").text
     assert 'seedsearch_requests_total{method="GET",route="/search",status="422"}' in text
     assert 'seedsearch_requests_total{method="GET",route="/search",status="200"}' in text
-    assert 'seedsearch_request_seconds_bucket{le="0.005",method="GET",route="/search"}' in text
+    assert (
+        'seedsearch_request_seconds_bucket{le="0.005",method="GET",route="/search",status="200"}'
+        in text
+    )
     assert "seedsearch_index_chunks " in text
 
 
