@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from indexer.chunk import Chunk, ChunkingParams, chunk_articles
 from indexer.embed import Embedder, EmbeddingCache
-from indexer.parse import SourceError, parse_articles, read_source
+from indexer.parse import SourceError, decode_source, parse_articles
 from indexer.settings import Settings
 from indexer.snapshot import (
     FileError,
@@ -28,6 +28,7 @@ from indexer.snapshot import (
     new_snapshot_id,
     prune,
     publish,
+    read_chunks,
     read_current,
     read_manifest,
     write_snapshot,
@@ -56,6 +57,7 @@ class BuildReport:
     errors: list[FileError] = field(default_factory=list)
     seconds: float = 0.0
     published: bool = True
+    parsed: int = 0  # files read anew; unchanged files reuse the live snapshot's chunks
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +71,7 @@ class _Corpus:
     chunks: list[Chunk] = field(default_factory=list)
     articles: int = 0
     errors: list[FileError] = field(default_factory=list)
+    parsed: int = 0
 
 
 def seed_files(seeds_dir: Path) -> list[Path]:
@@ -82,14 +85,45 @@ def seed_files(seeds_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
-def _read_corpus(seeds_dir: Path, params: ChunkingParams, embedder: Embedder) -> _Corpus:
+def _previous_manifest(root: Path) -> Manifest | None:
+    """The live snapshot's manifest, or None when there is none it can build on."""
+    live_id = read_current(root)
+    if live_id is None:
+        return None
+    try:
+        return read_manifest(root, live_id)
+    except (OSError, ValueError, TypeError, KeyError):
+        return (
+            None  # unreadable or an older format: build everything afresh (the cache still helps)
+        )
+
+
+def _read_corpus(
+    seeds_dir: Path,
+    params: ChunkingParams,
+    embedder: Embedder,
+    reusable: dict[str, list[Chunk]],
+    previous: dict[str, SourceFile],
+) -> _Corpus:
     corpus = _Corpus()
     for path in seed_files(seeds_dir):
         source = path.relative_to(seeds_dir).as_posix()
         try:
             data = path.read_bytes()
-            text = read_source(path)
-        except (SourceError, OSError) as error:
+        except OSError as error:
+            corpus.errors.append(FileError(source, str(error)))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        old = previous.get(source)
+        if old is not None and old.sha256 == digest and source in reusable:
+            corpus.files.append(old)
+            corpus.chunks += reusable[source]
+            corpus.articles += old.articles
+            continue
+        corpus.parsed += 1
+        try:
+            text = decode_source(data)
+        except SourceError as error:
             corpus.errors.append(FileError(source, str(error)))
             continue
         articles = parse_articles(text)
@@ -97,10 +131,23 @@ def _read_corpus(seeds_dir: Path, params: ChunkingParams, embedder: Embedder) ->
         if not chunks:
             corpus.errors.append(FileError(source, "no passages found (only a headline?)"))
             continue
-        corpus.files.append(SourceFile(source, hashlib.sha256(data).hexdigest(), len(chunks)))
+        corpus.files.append(SourceFile(source, digest, len(articles), len(chunks)))
         corpus.chunks += chunks
         corpus.articles += len(articles)
     return corpus
+
+
+def _reusable_chunks(
+    root: Path, previous: Manifest | None, fingerprint: str, params: ChunkingParams
+) -> tuple[dict[str, list[Chunk]], dict[str, SourceFile]]:
+    """Chunks of the live snapshot, by source, when it was chunked the way this build would."""
+    if previous is None or (previous.model_fingerprint, previous.chunking) != (
+        fingerprint,
+        asdict(params),
+    ):
+        return {}, {}
+    files = {f.path: f for f in previous.files}
+    return read_chunks(root, previous.snapshot_id, set(files)), files
 
 
 def _embed(
@@ -157,7 +204,9 @@ def build_index(
     _acquire(lock, notify, wait_seconds)
     try:
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
-        corpus = _read_corpus(settings.seeds_dir, params, embedder)
+        previous = None if full else _previous_manifest(root)
+        reusable, previous_files = _reusable_chunks(root, previous, embedder.fingerprint, params)
+        corpus = _read_corpus(settings.seeds_dir, params, embedder, reusable, previous_files)
         if not corpus.files:
             reasons = "; ".join(f"{e.file}: {e.error}" for e in corpus.errors) or "no files"
             raise BuildError(f"nothing to index in {settings.seeds_dir} ({reasons})")
@@ -175,8 +224,10 @@ def build_index(
             errors=corpus.errors,
         )
         live_id = read_current(root)
-        if not full and live_id and read_manifest(root, live_id).same_content(manifest):
-            return _report(live_id, corpus, embedded=0, started=started, published=False)
+        if previous is not None and previous.same_content(manifest):
+            return _report(
+                previous.snapshot_id, corpus, embedded=0, started=started, published=False
+            )
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
         cache = EmbeddingCache(root / CACHE_FILE, embedder.fingerprint)
@@ -209,4 +260,5 @@ def _report(
         errors=corpus.errors,
         seconds=round(time.perf_counter() - started, 3),
         published=published,
+        parsed=corpus.parsed,
     )

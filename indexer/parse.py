@@ -38,7 +38,11 @@ class SourceError(ValueError):
 
 def read_source(path: Path) -> str:
     """Read a seed file as UTF-8 text, or raise ``SourceError`` with a clear reason."""
-    data = path.read_bytes()
+    return decode_source(path.read_bytes())
+
+
+def decode_source(data: bytes) -> str:
+    """A seed file's bytes as UTF-8 text, or ``SourceError`` saying why they are not."""
     if b"\x00" in data:
         raise SourceError("binary file (contains NUL bytes)")
     try:

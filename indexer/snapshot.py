@@ -26,7 +26,7 @@ import numpy as np
 
 from indexer.chunk import Chunk
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
@@ -52,6 +52,7 @@ class NoSnapshotError(FileNotFoundError):
 class SourceFile:
     path: str
     sha256: str
+    articles: int
     chunks: int
 
 
@@ -89,9 +90,9 @@ class Manifest:
         return cls(**data)
 
     def same_content(self, other: Manifest) -> bool:
-        """True when both would hold the same chunks and vectors."""
-        return (self.model_fingerprint, self.chunking, self.index_type, self.files) == (
-            other.model_fingerprint, other.chunking, other.index_type, other.files
+        """True when both hold the same chunks and vectors and report the same file errors."""
+        return (self.model_fingerprint, self.chunking, self.index_type, self.files, self.errors) == (
+            other.model_fingerprint, other.chunking, other.index_type, other.files, other.errors
         )  # fmt: skip
 
 
@@ -203,6 +204,22 @@ def prune(index_root: Path, keep: set[str]) -> list[str]:
 def read_manifest(index_root: Path, snapshot_id: str) -> Manifest:
     path = snapshots_dir(index_root) / snapshot_id / MANIFEST_FILE
     return Manifest.from_json(path.read_text(encoding="utf-8"))
+
+
+def read_chunks(index_root: Path, snapshot_id: str, sources: set[str]) -> dict[str, list[Chunk]]:
+    """The chunks of ``sources`` as a snapshot stored them, in reading order."""
+    found: dict[str, list[Chunk]] = {source: [] for source in sources}
+    path = snapshots_dir(index_root) / snapshot_id / CHUNKS_FILE
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(f"SELECT {', '.join(CHUNK_COLUMNS)} FROM chunks ORDER BY row")
+        for row in rows:
+            chunk = Chunk(**dict(zip(CHUNK_COLUMNS, row, strict=True)))
+            if chunk.source in found:
+                found[chunk.source].append(chunk)
+    finally:
+        db.close()
+    return found
 
 
 def live_manifest(index_root: Path) -> Manifest:

@@ -46,18 +46,36 @@ def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
     corpus: Settings, embedder: Embedder
 ) -> None:
     first = build_index(corpus, embedder=embedder)
-    assert (first.files, first.articles, first.chunks, first.embedded) == (1, 4, 46, 46)
+    assert (first.files, first.articles, first.chunks, first.embedded, first.parsed) == (
+        1,
+        4,
+        46,
+        46,
+        1,
+    )
     assert any(
         "Morocco has evacuated" in t for t in search_texts(corpus, embedder, "flood evacuations", 3)
     )
 
     unchanged = build_index(corpus, embedder=embedder)
-    assert (unchanged.embedded, unchanged.reused, unchanged.published) == (0, 46, False)
+    assert (unchanged.embedded, unchanged.reused, unchanged.published, unchanged.parsed) == (
+        0,
+        46,
+        False,
+        0,
+    )
     assert unchanged.snapshot == first.snapshot
 
     (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE, encoding="utf-8")
     added = build_index(corpus, embedder=embedder)
-    assert (added.files, added.chunks, added.embedded, added.reused) == (2, 48, 2, 46)
+    assert (added.files, added.articles, added.chunks, added.embedded, added.reused) == (
+        2,
+        5,
+        48,
+        2,
+        46,
+    )
+    assert added.parsed == 1  # the unchanged seed file reused its chunks
     assert "Lava fountains" in search_texts(corpus, embedder, "volcanic eruption lava")[0]
 
     seed_copy = corpus.seeds_dir / SEED_FILE.name
