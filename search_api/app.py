@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
@@ -48,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    app = FastAPI(
+    # FastAPIOffline serves the /docs assets itself: machines here cannot reach a CDN.
+    app = FastAPIOffline(
         title="seedsearch",
         summary="Semantic search over news articles: the passages that answer a question.",
         version="0.1.0",

@@ -150,3 +150,8 @@ def test_no_horizontal_scroll_on_a_phone(page: Page, live_server: str) -> None:
     wait_for_results(page)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"page is {width}px wide at a 375px viewport"
+
+
+def test_the_api_docs_render_without_a_cdn(page: Page, live_server: str) -> None:
+    page.goto(f"{live_server}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/search").first).to_be_visible()
