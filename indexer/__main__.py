@@ -9,7 +9,7 @@ from pathlib import Path
 
 from indexer.build import BuildError, BuildReport, build_index
 from indexer.embed import ModelError
-from indexer.settings import settings_from_flags
+from indexer.settings import ConfigurationError, settings_from_flags
 from indexer.snapshot import Manifest, NoSnapshotError, live_manifest
 
 
@@ -73,8 +73,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(manifest.to_json())
             else:
                 _print_status(manifest)
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (BuildError, ModelError, NoSnapshotError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as error:  # e.g. CURRENT names a deleted or foreign snapshot
+        print(f"error: cannot read the index: {error}", file=sys.stderr)
         return 1
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +47,10 @@ class BuildError(RuntimeError):
     """Nothing could be published; the message says why."""
 
 
+class BuildLockedError(BuildError):
+    """Another build holds the index lock."""
+
+
 @dataclass
 class BuildReport:
     snapshot: str
@@ -79,7 +84,13 @@ def seed_files(seeds_dir: Path) -> list[Path]:
     if not seeds_dir.is_dir():
         raise BuildError(f"seeds directory not found: {seeds_dir}")
     found = []
+    visited: set[str] = set()
     for folder, subfolders, names in os.walk(seeds_dir, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a link loop, or a folder linked twice
+            subfolders[:] = []
+            continue
+        visited.add(real)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         found += [Path(folder) / n for n in names if Path(n).suffix.lower() in SEED_SUFFIXES]
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
@@ -147,7 +158,10 @@ def _reusable_chunks(
     ):
         return {}, {}
     files = {f.path: f for f in previous.files}
-    return read_chunks(root, previous.snapshot_id, set(files)), files
+    try:
+        return read_chunks(root, previous.snapshot_id, set(files)), files
+    except sqlite3.Error:
+        return {}, {}  # a damaged live snapshot: re-read every file (the cache still helps)
 
 
 def _embed(
@@ -174,12 +188,12 @@ def _acquire(lock: FileLock, notify: Callable[[str], None], wait_seconds: float)
         lock.acquire(timeout=0)
     except Timeout:
         if wait_seconds <= 0:
-            raise BuildError(f"another build is running (lock {lock.lock_file})") from None
+            raise BuildLockedError(f"another build is running (lock {lock.lock_file})") from None
         notify(f"another build is running (lock {lock.lock_file}); waiting for it to finish")
         try:
             lock.acquire(timeout=wait_seconds)
         except Timeout:
-            raise BuildError(f"another build still holds {lock.lock_file}") from None
+            raise BuildLockedError(f"another build still holds {lock.lock_file}") from None
 
 
 def build_index(

@@ -19,8 +19,9 @@ from indexer.parse import Article, Span
 ChunkKind = Literal["paragraph", "caption"]
 TokenCounter = Callable[[str], int]
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+")
-_WORD_END = re.compile(r"\s+")
+# Group 1 is the gap between pieces: closing quotes and brackets stay with their sentence.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(\s+)")
+_WORD_END = re.compile(r"(\s+)")
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,14 @@ def embed_text_for(title: str, text: str, embed_title: bool) -> str:
 
 
 def _pieces(span: Span, boundary: re.Pattern[str]) -> list[Span]:
-    """Split a span after each boundary match, keeping offsets into the source."""
+    """Split a span at each boundary's gap (group 1), keeping offsets into the source."""
     pieces, cursor = [], 0
     for match in boundary.finditer(span.text):
+        gap_start, gap_end = match.span(1)
         pieces.append(
-            Span(span.text[cursor : match.start()], span.start + cursor, span.start + match.start())
+            Span(span.text[cursor:gap_start], span.start + cursor, span.start + gap_start)
         )
-        cursor = match.end()
+        cursor = gap_end
     pieces.append(Span(span.text[cursor:], span.start + cursor, span.end))
     return [piece for piece in pieces if piece.text]
 
@@ -114,7 +116,8 @@ def chunk_articles(
         seen_titles[article.title] += 1
         article_id = _digest(source, article.title, seen_titles[article.title])[:16]
         title_cost = count_tokens(article.title) + 1 if params.embed_title else 0
-        budget = params.max_tokens - title_cost
+        # An overlong headline may not starve the passage: it gets at least half the window.
+        budget = max(params.max_tokens - title_cost, params.max_tokens // 2)
 
         def fits(text: str, budget: int = budget) -> bool:
             # A word-piece token covers at least one character: short texts need no count.

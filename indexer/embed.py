@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 _SKIPPED_IN_FINGERPRINT = {"README.md", ".gitattributes"}
+QUERY_CACHE_SIZE = 1024
 
 
 def packaged_model_path() -> Path:
@@ -94,15 +96,18 @@ class Embedder:
             return int(json.loads(config.read_text())["max_seq_length"]) - 2
         return int(self.model.get_max_seq_length() or 512) - 2
 
-    @cached_property
-    def dimension(self) -> int:
-        dimension = self.model.get_sentence_embedding_dimension()
-        if dimension is None:
-            raise ModelError(f"model {self.name!r} does not report its embedding size")
-        return int(dimension)
-
     def count_tokens(self, text: str) -> int:
         return self._count(text)
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """One query's vector (shape 1 x dimension), from a small LRU cache."""
+        return self._cached_query(query)
+
+    @functools.lru_cache(maxsize=QUERY_CACHE_SIZE)  # noqa: B019 - one Embedder lives per process
+    def _cached_query(self, query: str) -> np.ndarray:
+        vector = self.encode([query])
+        vector.setflags(write=False)
+        return vector
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""

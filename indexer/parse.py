@@ -116,12 +116,16 @@ def _find_header(blocks: list[list[Span]], marker: int) -> _Header:
     title = after[0].text if after else (block[0].text if tt_at else "")
     before = block[:tt_at]
     first_block = marker
-    if (
-        (not before or before[0].text != title)
-        and marker > 0
-        and blocks[marker - 1][0].text == title
-    ):
-        first_block = marker - 1
+    if not before or before[0].text != title:
+        # Walk back over caption blocks to the headline's block; without one, claim nothing.
+        known = {title} | {line.text for line in before}
+        start = marker - 1
+        while start >= 0 and all(line.text in known for line in blocks[start]):
+            if blocks[start][0].text == title:
+                before = [line for b in blocks[start:marker] for line in b] + before
+                first_block = start
+                break
+            start -= 1
     captions = _unique([line for line in before if line.text != title])
     repeated = {title, ARTEFACT_LINE} | {caption.text for caption in captions}
     body_block = marker + 1

@@ -169,6 +169,7 @@ def write_snapshot(
     for name in (VECTORS_FILE, CHUNKS_FILE, MANIFEST_FILE):
         _fsync(directory / name)
     _fsync(directory)
+    _fsync(directory.parent)  # the new directory's entry must survive a crash too
     return directory
 
 
@@ -260,7 +261,3 @@ class Snapshot:
     def query(self, sql: str, parameters: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, parameters).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from indexer.settings import settings_from_flags
+from indexer.settings import ConfigurationError, settings_from_flags
 from search_api.client import SearchClientError, search_function
 from search_api.evaluation import CUTOFFS, Report, judge, load_queries, summarize
 from search_api.models import Mode, SearchRequest
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         queries = load_queries(args.queries)
-    except (OSError, ValueError, KeyError) as error:
-        print(f"error: cannot read queries from {args.queries}: {error!r}", file=sys.stderr)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read queries from {args.queries}: {error}", file=sys.stderr)
         return 2
-    settings = settings_from_flags(index_dir=args.index)
     try:
+        settings = settings_from_flags(index_dir=args.index)
         search = search_function(settings.index_dir, args.api, settings.model)
         reports = []
         for mode in MODES if args.mode == "all" else (args.mode,):
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 for q in queries
             ]
             reports.append(summarize(mode, outcomes))
-    except SearchClientError as error:
+    except (SearchClientError, ConfigurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(

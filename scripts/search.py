@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from indexer.settings import settings_from_flags
+from indexer.settings import ConfigurationError, settings_from_flags
 from search_api.client import SearchClientError, search_function
 from search_api.models import DEFAULT_MODE, MAX_K, SearchRequest, SearchResponse
 
@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
-    settings = settings_from_flags(index_dir=args.index)
     try:
+        settings = settings_from_flags(index_dir=args.index)
         response = search_function(settings.index_dir, args.api, settings.model)(request)
-    except SearchClientError as error:
+    except (SearchClientError, ConfigurationError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(response.model_dump_json(indent=2) if args.json else format_response(response))

@@ -64,6 +64,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         return _readable(error)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        # Starlette re-raises after this, so uvicorn still logs the traceback; the client gets
+        # JSON like every other error.
+        return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -41,7 +41,7 @@ def local_search(index_root: Path, model: str = "") -> SearchFunction:
         searcher = Searcher.open_live(index_root, Embedder(model))
     except (NoSnapshotError, ModelMismatchError, ModelError) as error:
         raise SearchClientError(str(error)) from error
-    except OSError as error:
+    except (OSError, ValueError, RuntimeError) as error:  # missing, corrupt or foreign files
         raise SearchClientError(f"cannot open the index at {index_root}: {error}") from error
     searcher.warm_up()  # so took_ms reports the query, not the model loading
     return searcher.search

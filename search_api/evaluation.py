@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search_api.models import SearchResult
+from search_api.models import SearchRequest, SearchResult
 
 CUTOFFS = (1, 5, 10)
 
@@ -36,9 +36,25 @@ class Report:
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    return [LabelledQuery(row["query"], tuple(row["relevant"])) for row in rows]
+    """Read a JSONL query set; ``ValueError`` names the first bad line."""
+    queries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            query, relevant = row["query"], row["relevant"]
+            SearchRequest(query=query)  # the same limits the service applies
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"line {number}: {error}") from None
+        if not (
+            isinstance(relevant, list)
+            and relevant
+            and all(isinstance(r, str) and r for r in relevant)
+        ):
+            raise ValueError(f'line {number}: "relevant" must be a non-empty list of strings')
+        queries.append(LabelledQuery(query, tuple(relevant)))
+    return queries
 
 
 def judge(query: LabelledQuery, results: list[SearchResult]) -> QueryOutcome:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from indexer.embed import Embedder
 from indexer.snapshot import NoSnapshotError, Snapshot, read_current, snapshots_dir
-from search_api.searcher import ModelMismatchError, Searcher
+from search_api.searcher import Searcher
 
 log = logging.getLogger("seedsearch")
 
@@ -54,10 +54,12 @@ class LiveSearcher:
                 searcher = Searcher(
                     Snapshot(snapshots_dir(self.index_root) / snapshot_id), self.embedder
                 )
-            except (ModelMismatchError, OSError, ValueError) as error:
+            # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
+            # unknown format), the server keeps serving what it has and says why.
+            except Exception as error:
                 self._refused = snapshot_id
                 if self._searcher is None:
-                    self._problem = str(error)
+                    self._problem = f"cannot serve snapshot {snapshot_id}: {error}"
                 log.error("not serving snapshot %s: %s", snapshot_id, error)
                 return False
             self._searcher = searcher

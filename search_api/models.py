@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 Mode = Literal["hybrid", "dense", "lexical"]
 DEFAULT_MODE: Mode = "hybrid"
@@ -12,11 +19,27 @@ MAX_QUERY_CHARS = 500
 MAX_K = 100
 
 
+MAX_FILTER_VALUES = 100
+
+
 def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
-StrList = Annotated[list[str], BeforeValidator(_as_list)]
+def _encodable(text: str) -> str:
+    """Reject text that cannot be UTF-8 (lone surrogates, which JSON escapes can carry)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (lone surrogate)") from None
+    return text
+
+
+StrList = Annotated[
+    list[Annotated[str, AfterValidator(_encodable)]],
+    BeforeValidator(_as_list),
+    Field(min_length=1, max_length=MAX_FILTER_VALUES),
+]
 
 
 class Filters(BaseModel):
@@ -35,14 +58,16 @@ class SearchRequest(BaseModel):
     k: int = Field(default=10, ge=1, le=MAX_K, strict=True, description="results to return")
     mode: Mode = DEFAULT_MODE
     filters: Filters = Field(default_factory=Filters)
-    min_score: float | None = Field(default=None, description="drop results scoring below this")
+    min_score: float | None = Field(
+        default=None, allow_inf_nan=False, description="drop results scoring below this"
+    )
     collapse: bool = Field(default=False, description="only the best passage per article")
     highlight: bool = Field(default=True, description="mark query terms in the returned text")
 
     @field_validator("query")
     @classmethod
     def _query_has_words(cls, query: str) -> str:
-        query = query.strip()
+        query = _encodable(query).strip()
         if not query:
             raise ValueError("query is empty")
         if len(query) > MAX_QUERY_CHARS:

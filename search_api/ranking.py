@@ -32,12 +32,16 @@ def fts_query(query: str) -> str | None:
 def reciprocal_rank_fusion(
     rankings: Iterable[Sequence[int]], k: int = RRF_K
 ) -> list[tuple[int, float]]:
-    """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank), best first."""
+    """Fuse ranked id lists: score(id) = sum over lists of 1 / (k + rank), best first.
+
+    Ties go to the item with the better single rank, then to the earlier list."""
     scores: dict[int, float] = {}
-    for ranking in rankings:
+    best: dict[int, tuple[int, int]] = {}  # item -> (best rank, index of the list giving it)
+    for list_index, ranking in enumerate(rankings):
         for rank, item in enumerate(ranking, start=1):
             scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+            best[item] = min(best.get(item, (rank, list_index)), (rank, list_index))
+    return sorted(scores.items(), key=lambda pair: (-pair[1], best[pair[0]]))
 
 
 def collapse_by(

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
-from indexer.build import BuildError, build_index
+from indexer.build import BuildError, BuildLockedError, build_index
 from indexer.settings import Settings
 from search_api.live import LiveSearcher, NotReadyError
 from search_api.metrics import Metrics
@@ -123,8 +123,10 @@ def reindex(
     try:
         # Never queue behind a running build: the caller gets a 409 and can retry.
         report = build_index(configured, embedder=live.embedder, wait_seconds=0)
-    except BuildError as error:
+    except BuildLockedError as error:
         raise HTTPException(409, str(error)) from None
+    except BuildError as error:  # the server's seeds folder is missing or holds nothing usable
+        raise HTTPException(500, f"rebuild failed: {error}") from None
     live.refresh()
     return report.to_dict()
 

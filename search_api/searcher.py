@@ -5,14 +5,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.snapshot import Snapshot
+from indexer.snapshot import HNSW_SEARCH_DEPTH, Snapshot
 from search_api.models import (
     Filters,
     Highlight,
@@ -31,7 +30,8 @@ from search_api.ranking import (
     reciprocal_rank_fusion,
 )
 
-QUERY_CACHE_SIZE = 1024
+# Up to this many rows passing a filter are scored exactly rather than searched in the index.
+EXACT_FILTER_LIMIT = 20_000
 RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
 MIN_CANDIDATES = 100
 # bm25 column weights (title, text): equal; see README for the weights measured.
@@ -56,7 +56,6 @@ class Searcher:
             )
         self.snapshot = snapshot
         self._embedder = embedder
-        self._query_vector = lru_cache(maxsize=QUERY_CACHE_SIZE)(self._encode)
 
     @classmethod
     def open_live(cls, index_root: Path, embedder: Embedder) -> Searcher:
@@ -64,7 +63,7 @@ class Searcher:
 
     def warm_up(self) -> None:
         """Load the model now rather than on the first query."""
-        self._embedder.encode(["warm-up"])
+        self._embedder.encode_query("warm-up")
 
     def stats(self) -> Stats:
         manifest = self.snapshot.manifest
@@ -81,12 +80,11 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
-        allowed = self._allowed_rows(request.filters)
         depth = max(MIN_CANDIDATES, 5 * request.k)
         # Rounded once here, so min_score compares the very scores the caller sees.
         ranked = [
             (row, round(score, 6))
-            for row, score in self._rank(request.query, request.mode, depth, allowed)
+            for row, score in self._rank(request.query, request.mode, depth, request.filters)
         ]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
@@ -94,7 +92,8 @@ class Searcher:
             ranked = collapse_by(ranked, self._article_ids([row for row, _ in ranked]))
         ranked = ranked[: request.k]
         rows = self._rows([row for row, _ in ranked])
-        marked = self._highlights(request.query, list(rows)) if request.highlight else {}
+        texts = {row: str(found["text"]) for row, found in rows.items()}
+        marked = self._highlights(request.query, texts) if request.highlight else {}
         results = [
             SearchResult.model_validate(
                 {
@@ -116,48 +115,48 @@ class Searcher:
         )
 
     def _rank(
-        self, query: str, mode: Mode, depth: int, allowed: list[int] | None
+        self, query: str, mode: Mode, depth: int, filters: Filters
     ) -> list[tuple[int, float]]:
-        if mode == "dense":
-            return self._dense(query, depth, allowed)
         if mode == "lexical":
-            return self._lexical(query, depth, allowed)
-        dense = [row for row, _ in self._dense(query, depth, allowed)]
-        lexical = [row for row, _ in self._lexical(query, depth, allowed)]
-        return reciprocal_rank_fusion([dense, lexical])
-
-    def _encode(self, query: str) -> np.ndarray:
-        vector = self._embedder.encode([query])
-        vector.setflags(write=False)
-        return vector
+            return self._lexical(query, depth, filters)
+        dense = self._dense(query, depth, self._allowed_rows(filters))
+        if mode == "dense":
+            return dense
+        lexical = self._lexical(query, depth, filters)
+        return reciprocal_rank_fusion([[row for row, _ in dense], [row for row, _ in lexical]])
 
     def _dense(self, query: str, depth: int, allowed: list[int] | None) -> list[tuple[int, float]]:
         index = self.snapshot.index
         depth = min(depth, index.ntotal)
         if depth == 0 or allowed == []:
             return []
+        vector = self._embedder.encode_query(query)
+        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            # Score a filtered subset exactly: graph search (HNSW) finds few of a small subset.
+            ids = np.asarray(allowed, dtype=np.int64)
+            scores = index.reconstruct_batch(ids) @ vector[0]
+            best = np.argsort(-scores, kind="stable")[:depth]
+            return [(int(ids[i]), float(scores[i])) for i in best]
         params = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            is_hnsw = self.snapshot.manifest.index_type == "hnsw"
-            params = (
-                faiss.SearchParametersHNSW(sel=selector)
-                if is_hnsw
-                else faiss.SearchParameters(sel=selector)
-            )
-        scores, ids = index.search(self._query_vector(query), depth, params=params)
+            if self.snapshot.manifest.index_type == "hnsw":
+                search_depth = max(HNSW_SEARCH_DEPTH, 2 * depth)
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=search_depth)
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        scores, ids = index.search(vector, depth, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
-    def _lexical(
-        self, query: str, depth: int, allowed: list[int] | None
-    ) -> list[tuple[int, float]]:
+    def _lexical(self, query: str, depth: int, filters: Filters) -> list[tuple[int, float]]:
         match = fts_query(query)
-        if match is None or allowed == []:
+        if match is None:
             return []
-        restrict, parameters = _rows_restriction(allowed)
+        condition, parameters = _filter_condition(filters)
         found = self.snapshot.query(
-            f"SELECT rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) FROM chunks_fts"
-            f" WHERE chunks_fts MATCH ? {restrict}"
+            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) FROM chunks_fts"
+            " JOIN chunks ON chunks.row = chunks_fts.rowid"
+            f" WHERE chunks_fts MATCH ? AND {condition}"
             f" ORDER BY bm25(chunks_fts, {BM25_WEIGHTS}) LIMIT ?",
             [match, *parameters, depth],
         )
@@ -165,16 +164,10 @@ class Searcher:
 
     def _allowed_rows(self, filters: Filters) -> list[int] | None:
         """Row ids passing the filters, or None when there are no filters."""
-        conditions, parameters = [], []
-        for column, values in (("source", filters.source), ("article_id", filters.article_id)):
-            if values is not None:
-                conditions.append(f"{column} IN ({','.join('?' * len(values))})")
-                parameters += values
-        if not conditions:
+        if filters.source is None and filters.article_id is None:
             return None
-        found = self.snapshot.query(
-            f"SELECT row FROM chunks WHERE {' AND '.join(conditions)}", parameters
-        )
+        condition, parameters = _filter_condition(filters)
+        found = self.snapshot.query(f"SELECT row FROM chunks WHERE {condition}", parameters)
         return [int(r[0]) for r in found]
 
     def _rows(self, rows: Sequence[int]) -> dict[int, sqlite3.Row]:
@@ -190,7 +183,9 @@ class Searcher:
         )
         return {int(row): str(article_id) for row, article_id in found}
 
-    def _highlights(self, query: str, rows: list[int]) -> dict[int, list[Highlight]]:
+    def _highlights(self, query: str, texts: dict[int, str]) -> dict[int, list[Highlight]]:
+        """Offsets of the query's words (as FTS5 stems them) in each row's text."""
+        rows = list(texts)
         match = fts_query(query)
         if match is None or not rows:
             return {}
@@ -199,10 +194,20 @@ class Searcher:
             f" FROM chunks_fts WHERE chunks_fts MATCH ? AND rowid IN ({','.join('?' * len(rows))})",
             [match, *rows],
         )
-        return {int(row): parse_highlighted(marked)[1] for row, marked in found}
+        highlights = {}
+        for row, marked in found:
+            text, spans = parse_highlighted(marked)
+            # A passage containing the marker characters itself would shift the offsets.
+            if text == texts.get(int(row)):
+                highlights[int(row)] = spans
+        return highlights
 
 
-def _rows_restriction(allowed: list[int] | None) -> tuple[str, list[int]]:
-    if allowed is None:
-        return "", []
-    return f"AND rowid IN ({','.join('?' * len(allowed))})", allowed
+def _filter_condition(filters: Filters) -> tuple[str, list[str]]:
+    """An SQL condition on the chunks table for the filters (TRUE when there are none)."""
+    conditions, parameters = ["1"], []
+    for column, values in (("source", filters.source), ("article_id", filters.article_id)):
+        if values is not None:
+            conditions.append(f"chunks.{column} IN ({','.join('?' * len(values))})")
+            parameters += values
+    return " AND ".join(conditions), parameters

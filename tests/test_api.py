@@ -63,7 +63,8 @@ def test_post_search_takes_filters_collapse_and_highlight(server: Server) -> Non
     "params",
     [{"q": ""}, {"q": "   "}, {"q": "x" * (MAX_QUERY_CHARS + 1)}, {"q": "flood", "k": 0},
      {"q": "flood", "k": 101}, {"q": "flood", "k": "ten"}, {"q": "flood", "k": 2.5},
-     {"q": "flood", "mode": "fuzzy"}, {}, {"q": "flood", "min_score": "high"}],
+     {"q": "flood", "mode": "fuzzy"}, {}, {"q": "flood", "min_score": "high"},
+     {"q": "flood", "min_score": "nan"}, {"q": "flood", "min_score": "inf"}],
 )  # fmt: skip
 def test_bad_query_parameters_get_a_422_with_a_message(
     server: Server, params: dict[str, object]
@@ -77,7 +78,10 @@ def test_bad_query_parameters_get_a_422_with_a_message(
     "content",
     ['{"query": "flood"', "not json", "[]", '{"query": 5}', '{"query": "flood", "k": "3"}',
      '{"query": "flood", "k": true}', '{"query": "flood", "mode": null}', '{"query": "flood", "colour": 1}',
-     '{"query": "flood", "filters": {"source": 7}}', '{"query": "flood", "collapse": "maybe"}'],
+     '{"query": "flood", "filters": {"source": 7}}', '{"query": "flood", "collapse": "maybe"}',
+     '{"query": "flood \\ud800"}', '{"query": "flood", "min_score": NaN}',
+     '{"query": "flood", "filters": {"source": []}}',
+     '{"query": "flood", "filters": {"source": [' + ", ".join(['"a"'] * 101) + "]}}"],
 )  # fmt: skip
 def test_bad_json_bodies_get_a_422_with_a_message(server: Server, content: str) -> None:
     response = post(

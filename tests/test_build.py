@@ -211,8 +211,51 @@ def test_large_corpora_switch_to_an_approximate_index(corpus: Settings, embedder
     corpus = corpus.model_copy(update={"exact_search_limit": 10})
     build_index(corpus, embedder=embedder)
     assert live_manifest(corpus.index_dir).index_type == "hnsw"
-    top = search_texts(corpus, embedder, "flood evacuations", 3)
-    assert any("Morocco has evacuated" in t or "evacuat" in t for t in top)
+    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    top = searcher.search(SearchRequest(query="flood evacuations", k=3, mode="dense")).results
+    assert any(r.text.startswith("Morocco has evacuated") for r in top)
+    # A filter on an approximate index still returns every passage of the article.
+    lebanon = searcher.search(SearchRequest(query="Hezbollah disarmament", k=1)).results[0]
+    filtered = SearchRequest(
+        query="flood evacuations", k=100, mode="dense", filters={"article_id": [lebanon.article_id]}
+    )
+    results = searcher.search(filtered).results
+    assert len(results) == 13 and {r.article_id for r in results} == {lebanon.article_id}
+
+
+def test_renaming_a_file_reuses_its_vectors(corpus: Settings, embedder: Embedder) -> None:
+    build_index(corpus, embedder=embedder)
+    (corpus.seeds_dir / SEED_FILE.name).rename(corpus.seeds_dir / "renamed.txt")
+    renamed = build_index(corpus, embedder=embedder)
+    assert (renamed.chunks, renamed.embedded, renamed.parsed) == (46, 0, 1)
+    assert [f.path for f in live_manifest(corpus.index_dir).files] == ["renamed.txt"]
+
+
+def test_a_file_that_turns_unreadable_loses_its_passages_and_is_reported(
+    corpus: Settings, embedder: Embedder
+) -> None:
+    (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    build_index(corpus, embedder=embedder)
+    (corpus.seeds_dir / "volcano.txt").write_bytes(NEW_ARTICLE.encode("utf-16"))
+    report = build_index(corpus, embedder=embedder)
+    assert report.published and report.chunks == 46
+    assert [e.file for e in report.errors] == ["volcano.txt"]
+    assert [e.file for e in live_manifest(corpus.index_dir).errors] == ["volcano.txt"]
+
+
+def test_repeated_paragraphs_are_distinct_passages(corpus: Settings, embedder: Embedder) -> None:
+    build_index(corpus, embedder=embedder)
+    text = "Storm Warning Issued\n\nStay indoors.\n\nRoads are closed.\n\nStay indoors.\n"
+    (corpus.seeds_dir / "storm.txt").write_text(text, encoding="utf-8")
+    report = build_index(corpus, embedder=embedder)
+    assert (report.chunks, report.embedded) == (49, 3)
+    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    request = SearchRequest(
+        query="stay indoors", k=10, mode="lexical", filters={"source": "storm.txt"}
+    )
+    copies = [r for r in searcher.search(request).results if r.text == "Stay indoors."]
+    assert len(copies) == 2 and copies[0].chunk_id != copies[1].chunk_id
+    assert sorted(c.position for c in copies) == [0, 2]
 
 
 def _cached_vectors(index_dir: Path) -> int:

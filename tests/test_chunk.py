@@ -83,3 +83,25 @@ def test_windows_cover_the_paragraph_and_keep_offsets(text: str) -> None:
     assert all(source[w.start : w.end] == w.text for w in windows)
     assert " ".join(w.text for w in windows).split() == span.text.split()
     assert all(count_words(w.text) <= 8 for w in windows)
+
+
+def test_closing_quotes_stay_with_their_sentence_when_a_paragraph_is_split() -> None:
+    text = (
+        'Head\n\nHe said "stop." Then they left the river bank. "Go!" she shouted (twice.) Done.\n'
+    )
+    chunks = chunk_articles(
+        parse_articles(text), "q.txt", text, ChunkingParams(6, False), count_words
+    )
+    assert [c.text for c in chunks] == [
+        'He said "stop."',
+        "Then they left the river bank.",
+        '"Go!" she shouted (twice.) Done.',
+    ]
+
+
+def test_an_overlong_headline_leaves_the_passage_half_the_window() -> None:
+    text = "word " * 40 + "\n\nA short body of exactly seven words.\n"
+    chunks = chunk_articles(
+        parse_articles(text), "t.txt", text, ChunkingParams(20, True), count_words
+    )
+    assert [c.text for c in chunks] == ["A short body of exactly seven words."]

@@ -106,3 +106,11 @@ def test_unreadable_files_raise_a_clear_reason(tmp_path: Path, content: bytes, r
     path.write_bytes(content)
     with pytest.raises(SourceError, match=reason):
         read_source(path)
+
+
+def test_captions_in_blocks_of_their_own_before_the_marker_belong_to_the_next_article() -> None:
+    text = "H1\n\nC1\nTT\n\nH1\n\nC1\n\nBody one.\n\nH2\n\nC2\n\nC2\nTT\n\nH2\n\nC2\n\nBody two.\n"
+    first, second = parse_articles(text)
+    assert [p.text for p in first.paragraphs] == ["Body one."]
+    assert (second.title, [c.text for c in second.captions]) == ("H2", ["C2"])
+    assert [p.text for p in second.paragraphs] == ["Body two."]

@@ -125,3 +125,9 @@ def test_highlight_markers_become_offsets() -> None:
     text, spans = parse_highlighted("a \ue000flood\ue001 and \ue000dam\ue001")
     assert text == "a flood and dam"
     assert [text[s.start : s.end] for s in spans] == ["flood", "dam"]
+
+
+def test_fusion_ties_go_to_the_better_single_rank_then_the_dense_list() -> None:
+    fused = reciprocal_rank_fusion([[7, 1], [8, 9, 1]])
+    assert [item for item, _ in fused][:3] == [1, 7, 8]
+    assert [item for item, _ in reciprocal_rank_fusion([[5], [3]])] == [5, 3]
