@@ -38,12 +38,17 @@ class Chunk:
     position: int
 
 
+# Bump when chunking logic changes, so builds stop reusing chunks cut the old way.
+CHUNKER_VERSION = 2
+
+
 @dataclass(frozen=True)
 class ChunkingParams:
     """Everything that decides how a file becomes chunks; recorded in the manifest."""
 
     max_tokens: int
     embed_title: bool
+    version: int = CHUNKER_VERSION
 
 
 def _digest(*parts: object) -> str:
