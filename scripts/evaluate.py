@@ -1,30 +1,51 @@
-"""Measure retrieval quality on a labelled query set: MRR@10 and recall@1/5/10.
+"""Measure retrieval quality: the one source of the project's quality figures.
 
-python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
-                           [--mode hybrid|dense|lexical|all] [--index DIR | --api URL] [--json]
+Labelled passages (JSONL of {"query", "relevant": [strings a relevant passage contains]}):
+    python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
+                               [--mode hybrid|dense|lexical|all] [--index DIR | --api URL] [--json]
+    -> MRR@10 and recall@1/5/10 per mode, with the queries that found nothing.
+
+BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per document:
+    python scripts/evaluate.py --beir ../shared/corpora/scifact [--split test] [--mode ...]
+    -> nDCG@10, recall@100 and MRR@10. The corpus is written as seed files under
+       var/eval/beir-<name>/ and indexed there (incrementally) unless --api is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from indexer.build import BuildError, build_index
 from indexer.settings import ConfigurationError, settings_from_flags
-from search_api.client import SearchClientError, search_function
+from search_api.beir import (
+    document_id,
+    load_beir_queries,
+    ndcg_at,
+    recall_at,
+    reciprocal_rank,
+    write_beir_seeds,
+)
+from search_api.client import SearchClientError, SearchFunction, search_function
 from search_api.evaluation import CUTOFFS, Report, judge, load_queries, summarize
-from search_api.models import Mode, SearchRequest
+from search_api.models import MAX_K, Mode, SearchRequest
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--queries", type=Path, required=True, help="JSONL: query, relevant")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--queries", type=Path, help="JSONL: query, relevant")
+    what.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR-style benchmark folder")
+    parser.add_argument("--split", default="test", help="qrels split for --beir (default: test)")
     parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     where = parser.add_mutually_exclusive_group()
@@ -45,29 +66,85 @@ def format_table(reports: list[Report]) -> str:
     return "\n".join(lines)
 
 
+def format_beir_table(reports: list[dict[str, object]]) -> str:
+    lines = ["| mode | nDCG@10 | recall@100 | MRR@10 |", "|---|---|---|---|"]
+    for r in reports:
+        lines.append(
+            f"| {r['mode']} | {r['ndcg_at_10']:.3f} | {r['recall_at_100']:.3f} | {r['mrr_at_10']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def evaluate_passages(path: Path, search: SearchFunction, modes: tuple[Mode, ...]) -> list[Report]:
+    queries = load_queries(path)
+    reports = []
+    for mode in modes:
+        outcomes = [
+            judge(q, search(SearchRequest(query=q.query, k=10, mode=mode)).results) for q in queries
+        ]
+        reports.append(summarize(mode, outcomes))
+    return reports
+
+
+def evaluate_beir(
+    folder: Path, split: str, search: SearchFunction, modes: tuple[Mode, ...]
+) -> list[dict[str, object]]:
+    queries = load_beir_queries(folder, split)
+    reports: list[dict[str, object]] = []
+    for mode in modes:
+        ndcg, recall, rr = [], [], []
+        for query in queries:
+            request = SearchRequest(
+                query=query.text, k=MAX_K, mode=mode, collapse=True, highlight=False
+            )
+            ranked = [document_id(r.source) for r in search(request).results]
+            ndcg.append(ndcg_at(ranked, query.relevant, 10))
+            recall.append(recall_at(ranked, query.relevant, 100))
+            rr.append(reciprocal_rank(ranked, query.relevant, 10))
+        reports.append({
+            "mode": mode, "queries": len(queries), "ndcg_at_10": round(statistics.fmean(ndcg), 4),
+            "recall_at_100": round(statistics.fmean(recall), 4), "mrr_at_10": round(statistics.fmean(rr), 4),
+        })  # fmt: skip
+    return reports
+
+
+def prepare_beir_index(folder: Path, index: Path | None) -> Path:
+    """Write the corpus as seed files and build (or refresh) its index; returns the index root."""
+    home = ROOT / "var" / "eval" / f"beir-{folder.resolve().name}"
+    seeds = home / "seeds"
+    print(f"writing {write_beir_seeds(folder, seeds)} documents to {seeds}", file=sys.stderr)
+    settings = settings_from_flags(seeds_dir=seeds, index_dir=index or home / "index")
+    build_index(settings, progress=sys.stderr.isatty())
+    return settings.index_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    modes = MODES if args.mode == "all" else (args.mode,)
     try:
-        queries = load_queries(args.queries)
-    except (OSError, ValueError) as error:
-        print(f"error: cannot read queries from {args.queries}: {error}", file=sys.stderr)
-        return 2
-    try:
-        settings = settings_from_flags(index_dir=args.index)
+        index = args.index
+        if args.beir and not args.api:
+            index = prepare_beir_index(args.beir, args.index)
+        settings = settings_from_flags(index_dir=index)
         search = search_function(settings.index_dir, args.api, settings.model)
-        reports = []
-        for mode in MODES if args.mode == "all" else (args.mode,):
-            outcomes = [
-                judge(q, search(SearchRequest(query=q.query, k=10, mode=mode)).results)
-                for q in queries
-            ]
-            reports.append(summarize(mode, outcomes))
-    except (SearchClientError, ConfigurationError) as error:
+        if args.beir:
+            beir_reports = evaluate_beir(args.beir, args.split, search, modes)
+        else:
+            reports = evaluate_passages(args.queries, search, modes)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: cannot read {args.beir or args.queries}: {error}", file=sys.stderr)
+        return 2
+    except (SearchClientError, ConfigurationError, BuildError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(
-        json.dumps([asdict(r) for r in reports], indent=2) if args.json else format_table(reports)
-    )
+    if args.beir:
+        print(json.dumps(beir_reports, indent=2) if args.json else format_beir_table(beir_reports))
+    else:
+        print(
+            json.dumps([asdict(r) for r in reports], indent=2)
+            if args.json
+            else format_table(reports)
+        )
     return 0
 
 
