@@ -208,7 +208,7 @@ def build_index(
     """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed.
 
     If another build holds the lock, wait up to ``wait_seconds`` for it (saying so through
-    ``notify``); with 0, fail at once with ``BuildError``.
+    ``notify``); with 0, fail at once with ``BuildLockedError``.
     """
     started = time.perf_counter()
     root = settings.index_dir
