@@ -31,7 +31,14 @@ from search_api.beir import (
     write_beir_seeds,
 )
 from search_api.client import SearchClientError, SearchFunction, search_function
-from search_api.evaluation import CUTOFFS, Report, judge, load_queries, summarize
+from search_api.evaluation import (
+    CUTOFFS,
+    LabelledQuery,
+    Report,
+    judge,
+    load_queries,
+    summarize,
+)
 from search_api.models import MAX_K, Mode, SearchRequest
 
 MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
@@ -75,8 +82,9 @@ def format_beir_table(reports: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate_passages(path: Path, search: SearchFunction, modes: tuple[Mode, ...]) -> list[Report]:
-    queries = load_queries(path)
+def evaluate_passages(
+    queries: list[LabelledQuery], search: SearchFunction, modes: tuple[Mode, ...]
+) -> list[Report]:
     reports = []
     for mode in modes:
         outcomes = [
@@ -122,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     modes = MODES if args.mode == "all" else (args.mode,)
     try:
+        # Read the labels before opening the index, so a bad file is reported as such.
+        queries = load_queries(args.queries) if args.queries else []
         index = args.index
         if args.beir and not args.api:
             index = prepare_beir_index(args.beir, args.index)
@@ -130,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.beir:
             beir_reports = evaluate_beir(args.beir, args.split, search, modes)
         else:
-            reports = evaluate_passages(args.queries, search, modes)
+            reports = evaluate_passages(queries, search, modes)
     except (OSError, ValueError, KeyError) as error:
         print(f"error: cannot read {args.beir or args.queries}: {error}", file=sys.stderr)
         return 2
