@@ -99,6 +99,10 @@ class Embedder:
     def count_tokens(self, text: str) -> int:
         return self._count(text)
 
+    def warm_up(self) -> None:
+        """Load the model now, so the first real query is not the slow one."""
+        self.encode_query("warm-up")
+
     def encode_query(self, query: str) -> np.ndarray:
         """One query's vector (shape 1 x dimension), from a small LRU cache."""
         return self._cached_query(query)

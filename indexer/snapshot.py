@@ -223,11 +223,16 @@ def read_chunks(index_root: Path, snapshot_id: str, sources: set[str]) -> dict[s
     return found
 
 
-def live_manifest(index_root: Path) -> Manifest:
+def live_id(index_root: Path) -> str:
+    """The live snapshot's id, or ``NoSnapshotError`` before the first publish."""
     snapshot_id = read_current(index_root)
     if snapshot_id is None:
         raise NoSnapshotError(index_root)
-    return read_manifest(index_root, snapshot_id)
+    return snapshot_id
+
+
+def live_manifest(index_root: Path) -> Manifest:
+    return read_manifest(index_root, live_id(index_root))
 
 
 class Snapshot:
@@ -249,10 +254,7 @@ class Snapshot:
 
     @classmethod
     def open_live(cls, index_root: Path) -> Snapshot:
-        snapshot_id = read_current(index_root)
-        if snapshot_id is None:
-            raise NoSnapshotError(index_root)
-        return cls(snapshots_dir(index_root) / snapshot_id)
+        return cls(snapshots_dir(index_root) / live_id(index_root))
 
     @property
     def id(self) -> str:

@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         embedder = Embedder(settings.model)
         live = LiveSearcher(settings.index_dir, embedder, on_swap=metrics.observe_snapshot)
         # Load the model before taking traffic, so the first query is not the slow one.
-        await asyncio.to_thread(embedder.encode, ["warm-up"])
+        await asyncio.to_thread(embedder.warm_up)
         await asyncio.to_thread(live.refresh)
         app.state.live = live
         watcher = asyncio.create_task(live.watch(settings.reload_interval_seconds))

@@ -38,12 +38,13 @@ def local_search(index_root: Path, model: str = "") -> SearchFunction:
     from search_api.searcher import ModelMismatchError, Searcher
 
     try:
-        searcher = Searcher.open_live(index_root, Embedder(model))
+        embedder = Embedder(model)
+        searcher = Searcher.open_live(index_root, embedder)
     except (NoSnapshotError, ModelMismatchError, ModelError) as error:
         raise SearchClientError(str(error)) from error
     except (OSError, ValueError, RuntimeError) as error:  # missing, corrupt or foreign files
         raise SearchClientError(f"cannot open the index at {index_root}: {error}") from error
-    searcher.warm_up()  # so took_ms reports the query, not the model loading
+    embedder.warm_up()  # so took_ms reports the query, not the model loading
     return searcher.search
 
 

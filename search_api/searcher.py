@@ -61,10 +61,6 @@ class Searcher:
     def open_live(cls, index_root: Path, embedder: Embedder) -> Searcher:
         return cls(Snapshot.open_live(index_root), embedder)
 
-    def warm_up(self) -> None:
-        """Load the model now rather than on the first query."""
-        self._embedder.encode_query("warm-up")
-
     def stats(self) -> Stats:
         manifest = self.snapshot.manifest
         return Stats(
@@ -170,18 +166,15 @@ class Searcher:
         found = self.snapshot.query(f"SELECT row FROM chunks WHERE {condition}", parameters)
         return [int(r[0]) for r in found]
 
-    def _rows(self, rows: Sequence[int]) -> dict[int, sqlite3.Row]:
+    def _rows(self, rows: Sequence[int], columns: str = "*") -> dict[int, sqlite3.Row]:
+        """Chunk rows by row id (``columns`` must include ``row``)."""
         found = self.snapshot.query(
-            f"SELECT * FROM chunks WHERE row IN ({','.join('?' * len(rows))})", list(rows)
+            f"SELECT {columns} FROM chunks WHERE row IN ({','.join('?' * len(rows))})", list(rows)
         )
         return {int(r["row"]): r for r in found}
 
     def _article_ids(self, rows: Sequence[int]) -> dict[int, str]:
-        found = self.snapshot.query(
-            f"SELECT row, article_id FROM chunks WHERE row IN ({','.join('?' * len(rows))})",
-            list(rows),
-        )
-        return {int(row): str(article_id) for row, article_id in found}
+        return {row: str(r["article_id"]) for row, r in self._rows(rows, "row, article_id").items()}
 
     def _highlights(self, query: str, texts: dict[int, str]) -> dict[int, list[Highlight]]:
         """Offsets of the query's words (as FTS5 stems them) in each row's text."""

@@ -58,7 +58,7 @@ def new_corpus(directory: Path, *extra: Path) -> Path:
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     model = Embedder()
-    model.encode(["warm-up"])
+    model.warm_up()
     return model
 
 
