@@ -1,4 +1,8 @@
-"""``python -m indexer build|status``: build the index from the seeds, or describe the live one."""
+"""``python -m indexer build|status``: build the index from the seeds, or describe the live one.
+
+Exit codes: 0 success, 1 nothing could be published or the index cannot be read, 2 a usage or
+configuration error.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-from indexer.build import BuildError, BuildReport, build_index
-from indexer.embed import ModelError
-from indexer.settings import ConfigurationError, settings_from_flags
-from indexer.snapshot import Manifest, NoSnapshotError, live_manifest
+from indexer.build import BuildReport, build_index
+from indexer.errors import run_command
+from indexer.settings import settings_from_flags
+from indexer.store import IndexStore, Manifest
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m indexer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m indexer", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="parse, chunk, embed and publish a snapshot")
     build.add_argument("--seeds", type=Path, help="seed articles folder (default: seeds)")
@@ -54,35 +61,29 @@ def _print_status(manifest: Manifest) -> None:
         print(f"  skipped {error.file}: {error.error}")
 
 
+def _build(args: argparse.Namespace) -> int:
+    settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
+    progress = not args.json and sys.stderr.isatty()
+    report = build_index(settings, full=args.full, progress=progress)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_build(report)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    manifest = IndexStore(settings_from_flags(index_dir=args.index).index_dir).manifest()
+    if args.json:
+        print(manifest.to_json())
+    else:
+        _print_status(manifest)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "build":
-            settings = settings_from_flags(
-                seeds_dir=args.seeds, index_dir=args.index, model=args.model
-            )
-            progress = not args.json and sys.stderr.isatty()
-            report = build_index(settings, full=args.full, progress=progress)
-            if args.json:
-                print(json.dumps(report.to_dict(), ensure_ascii=False))
-            else:
-                _print_build(report)
-        else:
-            manifest = live_manifest(settings_from_flags(index_dir=args.index).index_dir)
-            if args.json:
-                print(manifest.to_json())
-            else:
-                _print_status(manifest)
-    except ConfigurationError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (BuildError, ModelError, NoSnapshotError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as error:  # e.g. CURRENT names a deleted or foreign snapshot
-        print(f"error: cannot read the index: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(lambda: _build(args) if args.command == "build" else _status(args))
 
 
 if __name__ == "__main__":

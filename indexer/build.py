@@ -1,10 +1,9 @@
-"""Build and publish a snapshot from the seeds directory, embedding only what changed."""
+"""Build and publish a snapshot from the seeds folder, embedding only what changed."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -14,41 +13,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from indexer.chunk import Chunk, ChunkingParams, chunk_articles
-from indexer.embed import Embedder, EmbeddingCache
+from indexer.embed import Embedder, EmbeddingModel
+from indexer.errors import BuildError, SnapshotError
 from indexer.parse import SourceError, decode_source, parse_articles
+from indexer.plan import BuildPlan, SeedFile, can_reuse, plan_build, texts_to_embed
 from indexer.settings import Settings
-from indexer.snapshot import (
+from indexer.store import (
+    EmbeddingCache,
     FileError,
+    IndexStore,
     Manifest,
     SourceFile,
     choose_index_type,
     new_snapshot_id,
-    prune,
-    publish,
-    read_chunks,
-    read_current,
-    read_manifest,
-    write_snapshot,
 )
 
 SEED_SUFFIXES = {".txt", ".md"}
 # Small enough that a build killed part-way has already cached most of its work.
 EMBED_BATCH = 64
 LOCK_WAIT_SECONDS = 600.0
-CACHE_FILE = "embeddings.sqlite"
-LOCK_FILE = "build.lock"
-
-
-class BuildError(RuntimeError):
-    """Nothing could be published; the message says why."""
-
-
-class BuildLockedError(BuildError):
-    """Another build holds the index lock."""
 
 
 @dataclass
@@ -70,7 +56,7 @@ class BuildReport:
 
 @dataclass
 class _Corpus:
-    """Everything parsed from the seeds directory in one build."""
+    """Everything the seeds folder holds for one build."""
 
     files: list[SourceFile] = field(default_factory=list)
     chunks: list[Chunk] = field(default_factory=list)
@@ -82,7 +68,7 @@ class _Corpus:
 def seed_files(seeds_dir: Path) -> list[Path]:
     """Every .txt and .md file under ``seeds_dir`` (following links), in a stable order."""
     if not seeds_dir.is_dir():
-        raise BuildError(f"seeds directory not found: {seeds_dir}")
+        raise BuildError(f"seeds folder not found: {seeds_dir}")
     found = []
     visited: set[str] = set()
     for folder, subfolders, names in os.walk(seeds_dir, followlinks=True):
@@ -96,45 +82,55 @@ def seed_files(seeds_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
-def _previous_manifest(root: Path) -> Manifest | None:
-    """The live snapshot's manifest, or None when there is none it can build on."""
-    live_id = read_current(root)
-    if live_id is None:
-        return None
-    try:
-        return read_manifest(root, live_id)
-    except (OSError, ValueError, TypeError, KeyError):
-        return (
-            None  # unreadable or an older format: build everything afresh (the cache still helps)
-        )
-
-
-def _read_corpus(
-    seeds_dir: Path,
-    params: ChunkingParams,
-    embedder: Embedder,
-    reusable: dict[str, list[Chunk]],
-    previous: dict[str, SourceFile],
-) -> _Corpus:
-    corpus = _Corpus()
+def _scan(seeds_dir: Path) -> tuple[list[SeedFile], list[FileError]]:
+    """Each readable seed file with its digest; unreadable ones as errors."""
+    seeds, errors = [], []
     for path in seed_files(seeds_dir):
         source = path.relative_to(seeds_dir).as_posix()
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                seeds.append(SeedFile(source, hashlib.file_digest(handle, "sha256").hexdigest()))
         except OSError as error:
-            corpus.errors.append(FileError(source, str(error)))
+            errors.append(FileError(source, str(error)))
+    return seeds, errors
+
+
+def _previous(store: IndexStore) -> Manifest | None:
+    """The live snapshot's manifest, or None when there is none a build can reuse."""
+    try:
+        return store.manifest() if store.current_id() else None
+    except SnapshotError:
+        return None  # unreadable or an older format: build everything afresh (the cache helps)
+
+
+def _previous_chunks(
+    store: IndexStore, previous: Manifest | None, fingerprint: str, params: ChunkingParams
+) -> dict[str, list[Chunk]]:
+    if previous is None or not can_reuse(previous, fingerprint, params):
+        return {}
+    try:
+        return store.read_chunks(previous.snapshot_id, {f.path for f in previous.files})
+    except SnapshotError:
+        return {}  # a damaged live snapshot: re-read every file (the cache still helps)
+
+
+def _carry_out(
+    plan: BuildPlan, seeds_dir: Path, params: ChunkingParams, embedder: EmbeddingModel
+) -> _Corpus:
+    """Reuse what the plan reuses, parse and chunk the rest, in seed order."""
+    corpus = _Corpus()
+    for step in plan.files:
+        if step.reuse is not None:
+            corpus.files.append(step.reuse)
+            corpus.chunks += step.chunks
+            corpus.articles += step.reuse.articles
             continue
-        digest = hashlib.sha256(data).hexdigest()
-        old = previous.get(source)
-        if old is not None and old.sha256 == digest and source in reusable:
-            corpus.files.append(old)
-            corpus.chunks += reusable[source]
-            corpus.articles += old.articles
-            continue
+        source = step.seed.source
         corpus.parsed += 1
         try:
+            data = (seeds_dir / source).read_bytes()
             text = decode_source(data)
-        except SourceError as error:
+        except (OSError, SourceError) as error:
             corpus.errors.append(FileError(source, str(error)))
             continue
         articles = parse_articles(text)
@@ -142,36 +138,19 @@ def _read_corpus(
         if not chunks:
             corpus.errors.append(FileError(source, "no passages found (only a headline?)"))
             continue
+        digest = hashlib.sha256(data).hexdigest()  # of the bytes parsed, should the file change
         corpus.files.append(SourceFile(source, digest, len(articles), len(chunks)))
         corpus.chunks += chunks
         corpus.articles += len(articles)
     return corpus
 
 
-def _reusable_chunks(
-    root: Path, previous: Manifest | None, fingerprint: str, params: ChunkingParams
-) -> tuple[dict[str, list[Chunk]], dict[str, SourceFile]]:
-    """Chunks of the live snapshot, by source, when it was chunked the way this build would."""
-    if previous is None or (previous.model_fingerprint, previous.chunking) != (
-        fingerprint,
-        asdict(params),
-    ):
-        return {}, {}
-    files = {f.path: f for f in previous.files}
-    try:
-        return read_chunks(root, previous.snapshot_id, set(files)), files
-    except sqlite3.Error:
-        return {}, {}  # a damaged live snapshot: re-read every file (the cache still helps)
-
-
 def _embed(
-    texts: list[str], embedder: Embedder, cache: EmbeddingCache, full: bool, progress: bool
-) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Vectors for ``texts``, computing only cache misses; returns them and the texts embedded."""
-    unique = list(dict.fromkeys(texts))
-    vectors = {} if full else cache.get_many(unique)
-    # Sorted by length so each batch pads little, as model.encode does within one call.
-    missing = sorted((text for text in unique if text not in vectors), key=len)
+    texts: list[str], embedder: EmbeddingModel, cache: EmbeddingCache, full: bool, progress: bool
+) -> tuple[np.ndarray, int]:
+    """One vector per text, computing only cache misses; also returns how many were computed."""
+    vectors = {} if full else cache.get_many(texts)
+    missing = texts_to_embed(texts, vectors)
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress) as bar:
         for offset in range(0, len(missing), EMBED_BATCH):
             batch = missing[offset : offset + EMBED_BATCH]
@@ -180,47 +159,37 @@ def _embed(
             cache.put_many(batch, encoded)
             vectors.update(zip(batch, encoded, strict=True))
             bar.update(len(batch))
-    return vectors, set(missing)
-
-
-def _acquire(lock: FileLock, notify: Callable[[str], None], wait_seconds: float) -> None:
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if wait_seconds <= 0:
-            raise BuildLockedError(f"another build is running (lock {lock.lock_file})") from None
-        notify(f"another build is running (lock {lock.lock_file}); waiting for it to finish")
-        try:
-            lock.acquire(timeout=wait_seconds)
-        except Timeout:
-            raise BuildLockedError(f"another build still holds {lock.lock_file}") from None
+    fresh = set(missing)
+    return np.stack([vectors[text] for text in texts]), sum(text in fresh for text in texts)
 
 
 def build_index(
     settings: Settings,
     *,
     full: bool = False,
-    embedder: Embedder | None = None,
+    embedder: EmbeddingModel | None = None,
     progress: bool = False,
     notify: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     wait_seconds: float = LOCK_WAIT_SECONDS,
+    corpus_label: str = "",
 ) -> BuildReport:
     """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed.
 
     If another build holds the lock, wait up to ``wait_seconds`` for it (saying so through
-    ``notify``); with 0, fail at once with ``BuildLockedError``.
+    ``notify``); with 0, fail at once with ``BuildLockedError``. ``corpus_label`` is recorded
+    in the manifest for tools that build a corpus of their own.
     """
     started = time.perf_counter()
-    root = settings.index_dir
-    root.mkdir(parents=True, exist_ok=True)
+    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
     embedder = embedder or Embedder(settings.model)
-    lock = FileLock(str(root / LOCK_FILE))
-    _acquire(lock, notify, wait_seconds)
-    try:
+    with store.build_lock(wait_seconds, notify):
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
-        previous = None if full else _previous_manifest(root)
-        reusable, previous_files = _reusable_chunks(root, previous, embedder.fingerprint, params)
-        corpus = _read_corpus(settings.seeds_dir, params, embedder, reusable, previous_files)
+        previous = None if full else _previous(store)
+        seeds, read_errors = _scan(settings.seeds_dir)
+        reusable = _previous_chunks(store, previous, embedder.fingerprint, params)
+        plan = plan_build(previous, reusable, seeds, params, embedder.fingerprint)
+        corpus = _carry_out(plan, settings.seeds_dir, params, embedder)
+        corpus.errors = sorted(read_errors + corpus.errors, key=lambda e: e.file)
         if not corpus.files:
             reasons = "; ".join(f"{e.file}: {e.error}" for e in corpus.errors) or "no files"
             raise BuildError(f"nothing to index in {settings.seeds_dir} ({reasons})")
@@ -236,29 +205,21 @@ def build_index(
             chunks=len(corpus.chunks),
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             errors=corpus.errors,
+            corpus=corpus_label,
         )
-        live_id = read_current(root)
         if previous is not None and previous.same_content(manifest):
-            return _report(
-                previous.snapshot_id, corpus, embedded=0, started=started, published=False
-            )
+            return _report(previous.snapshot_id, corpus, 0, started, published=False)
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
-        cache = EmbeddingCache(root / CACHE_FILE, embedder.fingerprint)
-        try:
-            by_text, new_texts = _embed(texts, embedder, cache, full, progress)
-        finally:
-            cache.close()
-        vectors = np.stack([by_text[text] for text in texts])
+        with store.embedding_cache(embedder.fingerprint) as cache:
+            vectors, embedded = _embed(texts, embedder, cache, full, progress)
         manifest = replace(manifest, dimension=int(vectors.shape[1]))
-        write_snapshot(root, manifest, corpus.chunks, vectors)
-        publish(root, manifest.snapshot_id)
+        live_id = store.current_id()
+        store.write_snapshot(manifest, corpus.chunks, vectors)
+        store.publish(manifest.snapshot_id)
         # The previous snapshot stays for servers still finishing requests on it.
-        prune(root, keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
-        embedded = sum(1 for text in texts if text in new_texts)
+        store.prune(keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
         return _report(manifest.snapshot_id, corpus, embedded, started, published=True)
-    finally:
-        lock.release()
 
 
 def _report(

@@ -12,11 +12,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from indexer.parse import Article, Span
 
 ChunkKind = Literal["paragraph", "caption"]
+CHUNK_KINDS: tuple[ChunkKind, ...] = get_args(ChunkKind)
 TokenCounter = Callable[[str], int]
 
 # Group 1 is the gap between pieces: closing quotes and brackets stay with their sentence.

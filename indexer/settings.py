@@ -12,9 +12,15 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.errors import ConfigurationError
+
+ENV_PREFIX = "SEEDSEARCH_"
+# Flags whose name is not the field's name with dashes.
+_FLAG_NAMES = {"seeds_dir": "--seeds", "index_dir": "--index"}
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SEEDSEARCH_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     seeds_dir: Path = Path("seeds")
     index_dir: Path = Path("var/index")
@@ -30,6 +36,9 @@ class Settings(BaseSettings):
     exact_search_limit: int = Field(default=1_000_000, ge=1)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)
+    # A replaced snapshot stays at least this long after it was published, so a server still
+    # loading it (or finishing requests on it) never has it deleted underneath.
+    prune_grace_seconds: float = Field(default=60.0, ge=0)
 
     @field_validator("api_key", mode="before")
     @classmethod
@@ -37,16 +46,22 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
 
-class ConfigurationError(ValueError):
-    """A flag or ``SEEDSEARCH_*`` variable has an unusable value; the message names it."""
+def flag_name(field: str) -> str:
+    return _FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
 
 
 def settings_from_flags(**flags: Any) -> Settings:
-    """Build settings where flags left as ``None`` fall through to environment and defaults."""
+    """Settings where flags left as ``None`` fall through to environment and defaults.
+
+    A bad value raises ``ConfigurationError`` naming where it came from: the flag when one was
+    given, else the ``SEEDSEARCH_*`` variable."""
+    given = {name: value for name, value in flags.items() if value is not None}
     try:
-        return Settings(**{name: value for name, value in flags.items() if value is not None})
+        return Settings(**given)
     except ValidationError as error:
-        problems = "; ".join(
-            f"SEEDSEARCH_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
-        )
-        raise ConfigurationError(f"invalid configuration: {problems}") from None
+        problems = []
+        for item in error.errors():
+            field = str(item["loc"][0]) if item["loc"] else ""
+            origin = flag_name(field) if field in given else ENV_PREFIX + field.upper()
+            problems.append(f"{origin}: {item['msg']}")
+        raise ConfigurationError(f"invalid configuration: {'; '.join(problems)}") from None

@@ -22,8 +22,10 @@ from pathlib import Path
 import httpx
 
 from indexer.embed import Embedder
+from indexer.errors import run_command
+from indexer.store import IndexStore
 from search_api.evaluation import load_queries
-from search_api.models import SearchRequest
+from search_api.models import MODES, SearchRequest
 from search_api.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,7 +58,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def main() -> int:
+def bench() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -65,10 +67,10 @@ def main() -> int:
         "--queries", type=Path, default=ROOT.parent / "shared" / "eval" / "seed_dev_queries.jsonl"
     )
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "lexical"])
+    parser.add_argument("--mode", default="hybrid", choices=MODES)
     args = parser.parse_args()
     queries = [q.query for q in load_queries(args.queries)]
-    searcher = Searcher.open_live(args.index, Embedder())
+    searcher = Searcher.open_live(IndexStore(args.index), Embedder())
 
     port = free_port()
     command = [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(args.index)]
@@ -113,4 +115,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(bench))

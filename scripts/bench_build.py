@@ -26,6 +26,7 @@ from pathlib import Path
 from indexer.build import build_index, seed_files
 from indexer.chunk import ChunkingParams, chunk_articles
 from indexer.embed import Embedder
+from indexer.errors import run_command
 from indexer.parse import SourceError, parse_articles, read_source
 from indexer.settings import Settings
 
@@ -65,7 +66,7 @@ def timed_cli_build(seeds: Path, index: Path) -> tuple[float, dict[str, object]]
     return time.perf_counter() - started, json.loads(done.stdout)
 
 
-def main() -> int:
+def bench() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -119,4 +120,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(bench))

@@ -20,9 +20,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from indexer.build import BuildError, build_index
-from indexer.settings import ConfigurationError, settings_from_flags
+from indexer.build import build_index
+from indexer.errors import run_command
+from indexer.settings import settings_from_flags
+from indexer.store import IndexStore
 from search_api.beir import (
+    BeirQuery,
+    check_beir_index,
+    corpus_label,
     document_id,
     load_beir_queries,
     ndcg_at,
@@ -30,7 +35,7 @@ from search_api.beir import (
     reciprocal_rank,
     write_beir_seeds,
 )
-from search_api.client import SearchClientError, SearchFunction, search_function
+from search_api.client import SearchFunction, open_search
 from search_api.evaluation import (
     CUTOFFS,
     LabelledQuery,
@@ -39,9 +44,8 @@ from search_api.evaluation import (
     load_queries,
     summarize,
 )
-from search_api.models import MAX_K, Mode, SearchRequest
+from search_api.models import MAX_K, MODES, Mode, SearchRequest
 
-MODES: tuple[Mode, ...] = ("hybrid", "dense", "lexical")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,9 +99,8 @@ def evaluate_passages(
 
 
 def evaluate_beir(
-    folder: Path, split: str, search: SearchFunction, modes: tuple[Mode, ...]
+    queries: list[BeirQuery], search: SearchFunction, modes: tuple[Mode, ...]
 ) -> list[dict[str, object]]:
-    queries = load_beir_queries(folder, split)
     reports: list[dict[str, object]] = []
     for mode in modes:
         ndcg, recall, rr = [], [], []
@@ -117,45 +120,47 @@ def evaluate_beir(
 
 
 def prepare_beir_index(folder: Path, index: Path | None) -> Path:
-    """Write the corpus as seed files and build (or refresh) its index; returns the index root."""
+    """Write the corpus as seed files and build (or refresh) its index; returns the index root.
+
+    An explicit ``index`` must be empty or built from this folder before: never someone's
+    live index."""
+    if index is not None:
+        check_beir_index(IndexStore(index), folder)
     home = ROOT / "var" / "eval" / f"beir-{folder.resolve().name}"
     seeds = home / "seeds"
     print(f"writing {write_beir_seeds(folder, seeds)} documents to {seeds}", file=sys.stderr)
     settings = settings_from_flags(seeds_dir=seeds, index_dir=index or home / "index")
-    build_index(settings, progress=sys.stderr.isatty())
+    build_index(settings, progress=sys.stderr.isatty(), corpus_label=corpus_label(folder))
     return settings.index_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def evaluate(args: argparse.Namespace) -> int:
     modes = MODES if args.mode == "all" else (args.mode,)
-    try:
-        # Read the labels before opening the index, so a bad file is reported as such.
-        queries = load_queries(args.queries) if args.queries else []
-        index = args.index
-        if args.beir and not args.api:
-            index = prepare_beir_index(args.beir, args.index)
-        settings = settings_from_flags(index_dir=index)
-        search = search_function(settings.index_dir, args.api, settings.model)
+    # Read the labels before opening the index, so a bad file is reported as such.
+    queries = load_queries(args.queries) if args.queries else []
+    beir_queries = load_beir_queries(args.beir, args.split) if args.beir else []
+    index = args.index
+    if args.beir and not args.api:
+        index = prepare_beir_index(args.beir, args.index)
+    settings = settings_from_flags(index_dir=index)
+    with open_search(settings.index_dir, args.api, settings.model) as search:
         if args.beir:
-            beir_reports = evaluate_beir(args.beir, args.split, search, modes)
+            beir_reports = evaluate_beir(beir_queries, search, modes)
+            print(
+                json.dumps(beir_reports, indent=2) if args.json else format_beir_table(beir_reports)
+            )
         else:
             reports = evaluate_passages(queries, search, modes)
-    except (OSError, ValueError, KeyError) as error:
-        print(f"error: cannot read {args.beir or args.queries}: {error}", file=sys.stderr)
-        return 2
-    except (SearchClientError, ConfigurationError, BuildError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if args.beir:
-        print(json.dumps(beir_reports, indent=2) if args.json else format_beir_table(beir_reports))
-    else:
-        print(
-            json.dumps([asdict(r) for r in reports], indent=2)
-            if args.json
-            else format_table(reports)
-        )
+            print(
+                json.dumps([asdict(r) for r in reports], indent=2)
+                if args.json
+                else format_table(reports)
+            )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(lambda: evaluate(_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -13,16 +13,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from indexer.settings import ConfigurationError, settings_from_flags
-from search_api.client import SearchClientError, search_function
-from search_api.models import DEFAULT_MODE, MAX_K, SearchRequest, SearchResponse
+from indexer.errors import UsageError, run_command
+from indexer.settings import settings_from_flags
+from search_api.client import open_search
+from search_api.models import DEFAULT_MODE, MAX_K, MODES, SearchRequest, SearchResponse
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Print the passages that best answer a query.")
     parser.add_argument("query", help="what to look for, in plain words")
     parser.add_argument("-k", type=int, default=5, help=f"how many passages (1-{MAX_K}, default 5)")
-    parser.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default=DEFAULT_MODE)
+    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     parser.add_argument("--json", action="store_true", help="print the API's JSON result shape")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--index", type=Path, help="index root (default: var/index)")
@@ -43,21 +44,21 @@ def format_response(response: SearchResponse) -> str:
     return "\n\n".join([*blocks, footer])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def search(args: argparse.Namespace) -> int:
     try:
         request = SearchRequest(query=args.query, k=args.k, mode=args.mode)
     except ValidationError as error:
-        print(f"error: {error.errors()[0]['msg']}", file=sys.stderr)
-        return 2
-    try:
-        settings = settings_from_flags(index_dir=args.index)
-        response = search_function(settings.index_dir, args.api, settings.model)(request)
-    except (SearchClientError, ConfigurationError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        raise UsageError(error.errors()[0]["msg"]) from None
+    settings = settings_from_flags(index_dir=args.index)
+    with open_search(settings.index_dir, args.api, settings.model) as run_search:
+        response = run_search(request)
     print(response.model_dump_json(indent=2) if args.json else format_response(response))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return run_command(lambda: search(args))
 
 
 if __name__ == "__main__":

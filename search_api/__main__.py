@@ -9,11 +9,13 @@ from pathlib import Path
 
 import uvicorn
 
+from indexer.embed import Embedder
+from indexer.errors import run_command
 from indexer.settings import settings_from_flags
 from search_api.app import create_app
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m search_api", description=__doc__)
     parser.add_argument("--host", help="interface to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: 8000)")
@@ -22,13 +24,22 @@ def main(argv: list[str] | None = None) -> int:
         "--seeds", type=Path, help="seeds folder for /admin/reindex (default: seeds)"
     )
     parser.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve(args: argparse.Namespace) -> int:
     settings = settings_from_flags(
         host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, model=args.model
     )
+    embedder = Embedder(settings.model)  # a bad model is named here, before uvicorn starts
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    uvicorn.run(create_app(settings, embedder), host=settings.host, port=settings.port)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return run_command(lambda: serve(args))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
+from indexer.store import IndexStore
 from search_api.live import LiveSearcher
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
@@ -29,16 +30,18 @@ def _readable(error: RequestValidationError) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": "; ".join(problems), "errors": errors})
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
+    """The app over ``settings.index_dir``; ``embedder`` defaults to the configured model."""
     settings = settings or Settings()
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        embedder = Embedder(settings.model)
-        live = LiveSearcher(settings.index_dir, embedder, on_swap=metrics.observe_snapshot)
+        model = embedder or Embedder(settings.model)
+        store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
+        live = LiveSearcher(store, model, on_swap=metrics.observe_snapshot)
         # Load the model before taking traffic, so the first query is not the slow one.
-        await asyncio.to_thread(embedder.warm_up)
+        await asyncio.to_thread(model.warm_up)
         await asyncio.to_thread(live.refresh)
         app.state.live = live
         watcher = asyncio.create_task(live.watch(settings.reload_interval_seconds))
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            live.close()
 
     # FastAPIOffline serves the /docs assets itself: machines here cannot reach a CDN.
     app = FastAPIOffline(

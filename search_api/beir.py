@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from indexer.errors import SeedsearchError, UsageError
+from indexer.store import IndexStore
+
 
 @dataclass(frozen=True)
 class BeirQuery:
@@ -20,17 +23,50 @@ class BeirQuery:
 
 
 def load_beir_queries(folder: Path, split: str = "test") -> list[BeirQuery]:
-    """The judged queries of one split, in qrels order."""
+    """The judged queries of one split, in qrels order; ``UsageError`` names a bad file."""
+    qrels = folder / "qrels" / f"{split}.tsv"
     judgements: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            judgements.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    try:
+        with qrels.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle, delimiter="\t"):
+                judgements.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    except (OSError, KeyError, ValueError) as error:
+        raise UsageError(f"cannot read {qrels}: {_reason(error)}") from None
     texts = {}
-    with (folder / "queries.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            query = json.loads(line)
-            texts[query["_id"]] = query["text"]
-    return [BeirQuery(qid, texts[qid], docs) for qid, docs in judgements.items()]
+    queries = folder / "queries.jsonl"
+    try:
+        with queries.open(encoding="utf-8") as handle:
+            for line in handle:
+                query = json.loads(line)
+                texts[query["_id"]] = query["text"]
+        return [BeirQuery(qid, texts[qid], docs) for qid, docs in judgements.items()]
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise UsageError(f"cannot read {queries}: {_reason(error)}") from None
+
+
+def _reason(error: Exception) -> str:
+    return f"missing field or query {error}" if isinstance(error, KeyError) else str(error)
+
+
+def corpus_label(folder: Path) -> str:
+    """How a manifest records that a BEIR folder's corpus built it."""
+    return f"beir:{folder.resolve()}"
+
+
+def check_beir_index(store: IndexStore, folder: Path) -> None:
+    """Refuse an index root that is neither empty nor built from this BEIR folder, so an
+    evaluation never overwrites (or prunes) someone's live index."""
+    if store.is_empty():
+        return
+    try:
+        built_from = store.manifest().corpus
+    except SeedsearchError:
+        built_from = None
+    if built_from != corpus_label(folder):
+        raise UsageError(
+            f"--index {store.root} holds an index that {folder} did not build; "
+            "give an empty folder, or leave --index out to use var/eval/"
+        )
 
 
 def write_beir_seeds(folder: Path, seeds_dir: Path) -> int:
@@ -38,15 +74,19 @@ def write_beir_seeds(folder: Path, seeds_dir: Path) -> int:
     content is already right are left alone, so rebuilds stay incremental."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
     count = 0
-    with (folder / "corpus.jsonl").open(encoding="utf-8") as handle:
-        for line in handle:
-            document = json.loads(line)
-            title = " ".join(document.get("title", "").split()) or f"Document {document['_id']}"
-            content = f"{title}\n\n{document['text'].strip()}\n"
-            path = seeds_dir / f"{document['_id']}.txt"
-            if not path.is_file() or path.read_text(encoding="utf-8") != content:
-                path.write_text(content, encoding="utf-8")
-            count += 1
+    corpus = folder / "corpus.jsonl"
+    try:
+        with corpus.open(encoding="utf-8") as handle:
+            for line in handle:
+                document = json.loads(line)
+                title = " ".join(document.get("title", "").split()) or f"Document {document['_id']}"
+                content = f"{title}\n\n{document['text'].strip()}\n"
+                path = seeds_dir / f"{document['_id']}.txt"
+                if not path.is_file() or path.read_text(encoding="utf-8") != content:
+                    path.write_text(content, encoding="utf-8")
+                count += 1
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as error:
+        raise UsageError(f"cannot read {corpus}: {_reason(error)}") from None
     return count
 
 

@@ -2,51 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import httpx
 
+from indexer.errors import ClientError
 from search_api.models import SearchRequest, SearchResponse
 
 SearchFunction = Callable[[SearchRequest], SearchResponse]
 
 
-class SearchClientError(RuntimeError):
-    """The search could not be run; the message is fit to print as is."""
+@contextmanager
+def remote_search(api_url: str, timeout: float = 30.0) -> Iterator[SearchFunction]:
+    """Search a running service; its connection closes when the block ends."""
+    with httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout) as client:
+
+        def search(request: SearchRequest) -> SearchResponse:
+            try:
+                response = client.post("/search", json=request.model_dump(mode="json"))
+            except httpx.HTTPError as error:
+                raise ClientError(f"cannot reach {api_url}: {error}") from error
+            if response.status_code != 200:
+                raise ClientError(f"{api_url} answered {response.status_code}: {response.text}")
+            return SearchResponse.model_validate_json(response.content)
+
+        yield search
 
 
-def remote_search(api_url: str, timeout: float = 30.0) -> SearchFunction:
-    client = httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout)
-
-    def search(request: SearchRequest) -> SearchResponse:
-        try:
-            response = client.post("/search", json=request.model_dump(mode="json"))
-        except httpx.HTTPError as error:
-            raise SearchClientError(f"cannot reach {api_url}: {error}") from error
-        if response.status_code != 200:
-            raise SearchClientError(f"{api_url} answered {response.status_code}: {response.text}")
-        return SearchResponse.model_validate_json(response.content)
-
-    return search
-
-
-def local_search(index_root: Path, model: str = "") -> SearchFunction:
+@contextmanager
+def local_search(index_root: Path, model: str = "") -> Iterator[SearchFunction]:
     """Search the live snapshot under ``index_root`` in this process."""
-    from indexer.embed import Embedder, ModelError
-    from indexer.snapshot import NoSnapshotError
-    from search_api.searcher import ModelMismatchError, Searcher
+    from indexer.embed import Embedder
+    from indexer.store import IndexStore
+    from search_api.searcher import Searcher
 
+    embedder = Embedder(model)
+    searcher = Searcher.open_live(IndexStore(index_root), embedder)
     try:
-        embedder = Embedder(model)
-        searcher = Searcher.open_live(index_root, embedder)
-    except (NoSnapshotError, ModelMismatchError, ModelError) as error:
-        raise SearchClientError(str(error)) from error
-    except (OSError, ValueError, RuntimeError) as error:  # missing, corrupt or foreign files
-        raise SearchClientError(f"cannot open the index at {index_root}: {error}") from error
-    embedder.warm_up()  # so took_ms reports the query, not the model loading
-    return searcher.search
+        embedder.warm_up()  # so took_ms reports the query, not the model loading
+        yield searcher.search
+    finally:
+        searcher.close()
 
 
-def search_function(index_root: Path, api_url: str | None, model: str = "") -> SearchFunction:
+def open_search(
+    index_root: Path, api_url: str | None, model: str = ""
+) -> AbstractContextManager[SearchFunction]:
+    """Search ``api_url`` when given, else the index under ``index_root`` in this process."""
     return remote_search(api_url) if api_url else local_search(index_root, model)

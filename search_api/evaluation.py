@@ -6,6 +6,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from indexer.errors import UsageError
 from search_api.models import SearchRequest, SearchResult
 
 CUTOFFS = (1, 5, 10)
@@ -36,25 +39,40 @@ class Report:
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
-    """Read a JSONL query set; ``ValueError`` names the first bad line."""
+    """Read a JSONL query set; ``UsageError`` names the file and its first bad line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
     queries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            query, relevant = row["query"], row["relevant"]
-            SearchRequest(query=query)  # the same limits the service applies
-        except (ValueError, KeyError, TypeError) as error:
-            raise ValueError(f"line {number}: {error}") from None
-        if not (
-            isinstance(relevant, list)
-            and relevant
-            and all(isinstance(r, str) and r for r in relevant)
-        ):
-            raise ValueError(f'line {number}: "relevant" must be a non-empty list of strings')
-        queries.append(LabelledQuery(query, tuple(relevant)))
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                queries.append(_labelled_query(line))
+            except ValueError as error:
+                raise UsageError(f"{path}, line {number}: {error}") from None
+    if not queries:
+        raise UsageError(f"{path} holds no queries")
     return queries
+
+
+def _labelled_query(line: str) -> LabelledQuery:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not JSON ({error.msg})") from None
+    if not isinstance(row, dict) or "query" not in row or "relevant" not in row:
+        raise ValueError('expected an object with "query" and "relevant"')
+    query, relevant = row["query"], row["relevant"]
+    try:
+        SearchRequest(query=query)  # the same limits the service applies
+    except ValidationError as error:
+        raise ValueError(f"query: {error.errors()[0]['msg']}") from None
+    if not (
+        isinstance(relevant, list) and relevant and all(isinstance(r, str) and r for r in relevant)
+    ):
+        raise ValueError('"relevant" must be a non-empty list of strings')
+    return LabelledQuery(query, tuple(relevant))
 
 
 def judge(query: LabelledQuery, results: list[SearchResult]) -> QueryOutcome:

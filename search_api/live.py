@@ -1,73 +1,143 @@
-"""The live Searcher: swapped in when the index's CURRENT pointer names a new snapshot."""
+"""The live Searcher: swapped in when the index's CURRENT pointer names a new snapshot.
+
+Requests lease the Searcher they start on and keep it to the end, so a swap never disturbs a
+request in flight; a replaced Searcher closes its snapshot when its last lease ends.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from indexer.embed import Embedder
-from indexer.snapshot import NoSnapshotError, Snapshot, read_current, snapshots_dir
+from indexer.errors import NoSnapshotError, SeedsearchError
+from indexer.store import IndexStore
 from search_api.searcher import Searcher
 
 log = logging.getLogger("seedsearch")
+# A refused snapshot is retried after this back-off, doubling up to the maximum: on shared
+# storage its files may still have been arriving.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
 
 
-class NotReadyError(RuntimeError):
+class NotReadyError(SeedsearchError):
     """No snapshot can be served yet; the message tells the operator what to do."""
 
 
+@dataclass
+class _Served:
+    searcher: Searcher
+    leases: int = 0
+    retired: bool = False
+
+
+@dataclass
+class _Refusal:
+    reason: str
+    attempts: int
+    retry_at: float
+
+
 class LiveSearcher:
-    """Holds the current Searcher. Requests take a reference and keep it, so a swap never
-    disturbs a request in flight: the old Searcher lives until its last request ends."""
+    """Holds the current Searcher and swaps it when CURRENT moves."""
 
     def __init__(
         self,
-        index_root: Path,
+        store: IndexStore,
         embedder: Embedder,
         on_swap: Callable[[Searcher], None] = lambda searcher: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.index_root = index_root
+        self.store = store
         self.embedder = embedder
         self._on_swap = on_swap
-        self._searcher: Searcher | None = None
-        self._problem = str(NoSnapshotError(index_root))
-        self._refused: str | None = None  # a snapshot id that failed to load; not retried
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._served: _Served | None = None
+        self._refusals: dict[str, _Refusal] = {}
+        self._problem = str(NoSnapshotError(store.root))
+        self._lock = threading.Lock()  # guards _served and the leases
+        self._loading = threading.Lock()  # one refresh at a time
 
     def current(self) -> Searcher:
-        searcher = self._searcher
-        if searcher is None:
+        """The Searcher serving now (for a quick look; requests should use ``lease``)."""
+        served = self._served
+        if served is None:
             raise NotReadyError(self._problem)
-        return searcher
+        return served.searcher
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[Searcher]:
+        """The current Searcher, kept open until the block ends even if a swap happens."""
+        with self._lock:
+            served = self._served
+            if served is None:
+                raise NotReadyError(self._problem)
+            served.leases += 1
+        try:
+            yield served.searcher
+        finally:
+            with self._lock:
+                served.leases -= 1
+                close = served.retired and served.leases == 0
+            if close:
+                served.searcher.close()
 
     def refresh(self) -> bool:
         """Load the snapshot CURRENT names if it is new; True when a swap happened."""
-        with self._lock:
-            snapshot_id = read_current(self.index_root)
-            loaded = self._searcher.snapshot.id if self._searcher else None
-            if snapshot_id is None or snapshot_id in (loaded, self._refused):
+        with self._loading:
+            snapshot_id = self.store.current_id()
+            served = self._served
+            if snapshot_id is None or (served and served.searcher.snapshot.id == snapshot_id):
+                return False
+            refusal = self._refusals.get(snapshot_id)
+            if refusal is not None and self._clock() < refusal.retry_at:
                 return False
             try:
-                searcher = Searcher(
-                    Snapshot(snapshots_dir(self.index_root) / snapshot_id), self.embedder
-                )
+                searcher = Searcher(self.store.open_snapshot(snapshot_id), self.embedder)
             # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
-            # unknown format), the server keeps serving what it has and says why.
+            # unknown format), the server keeps serving what it has and says why, once.
             except Exception as error:
-                self._refused = snapshot_id
-                if self._searcher is None:
-                    self._problem = f"cannot serve snapshot {snapshot_id}: {error}"
-                log.error("not serving snapshot %s: %s", snapshot_id, error)
+                self._refuse(snapshot_id, refusal, error)
                 return False
-            self._searcher = searcher
-            self._on_swap(searcher)
+            self._refusals.pop(snapshot_id, None)
+            self._swap(searcher)
             log.info(
                 "serving snapshot %s (%d chunks)", snapshot_id, searcher.snapshot.manifest.chunks
             )
             return True
+
+    def _refuse(self, snapshot_id: str, earlier: _Refusal | None, error: Exception) -> None:
+        attempts = earlier.attempts + 1 if earlier else 1
+        backoff = min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** (attempts - 1))
+        self._refusals[snapshot_id] = _Refusal(str(error), attempts, self._clock() + backoff)
+        if self._served is None:
+            self._problem = f"cannot serve snapshot {snapshot_id}: {error}"
+        if earlier is None:
+            log.error("not serving snapshot %s: %s (will retry)", snapshot_id, error)
+
+    def _swap(self, searcher: Searcher) -> None:
+        self._replace(_Served(searcher))
+        self._on_swap(searcher)
+
+    def close(self) -> None:
+        """Stop serving: the current Searcher closes once its last lease ends."""
+        self._replace(None)
+
+    def _replace(self, new: _Served | None) -> None:
+        with self._lock:
+            old, self._served = self._served, new
+            if old is None:
+                return
+            old.retired = True
+            idle = old.leases == 0
+        if idle:
+            old.searcher.close()
 
     async def watch(self, interval_seconds: float) -> None:
         """Poll CURRENT until cancelled; loading happens off the event loop."""

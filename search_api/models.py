@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -13,7 +13,11 @@ from pydantic import (
     field_validator,
 )
 
+from indexer.chunk import ChunkKind
+from indexer.store import IndexType
+
 Mode = Literal["hybrid", "dense", "lexical"]
+MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_MODE: Mode = "hybrid"
 MAX_QUERY_CHARS = 500
 MAX_K = 100
@@ -90,7 +94,7 @@ class SearchResult(BaseModel):
     title: str
     text: str
     source: str
-    kind: Literal["paragraph", "caption"]
+    kind: ChunkKind
     position: int
     start: int = Field(description="offset of the passage in its source file")
     end: int
@@ -110,7 +114,7 @@ class Stats(BaseModel):
     built_at: str
     model: str
     dimension: int
-    index_type: str
+    index_type: IndexType
     files: int
     articles: int
     chunks: int

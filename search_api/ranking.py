@@ -1,15 +1,11 @@
-"""Pure ranking helpers: lexical query building, rank fusion, collapsing, highlight parsing."""
+"""Pure ranking helpers: lexical query terms, rank fusion, collapsing."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
 
-from search_api.models import Highlight
-
 RRF_K = 60
-HIGHLIGHT_OPEN = "\ue000"
-HIGHLIGHT_CLOSE = "\ue001"
 _WORD = re.compile(r"\w+")
 # Words that match nearly every passage add cost to the lexical search and no signal.
 STOPWORDS = frozenset(
@@ -20,13 +16,12 @@ STOPWORDS = frozenset(
 )
 
 
-def fts_query(query: str) -> str | None:
-    """An FTS5 MATCH expression that ORs the query's words, each quoted so no user text is
-    read as FTS5 syntax. None when the query has no words."""
+def query_terms(query: str) -> list[str]:
+    """The query's distinct lower-cased words for lexical search, without stopwords (unless
+    the query is nothing but stopwords)."""
     words = [w.lower() for w in _WORD.findall(query)]
     content = [w for w in words if w not in STOPWORDS] or words
-    unique = dict.fromkeys(content)
-    return " OR ".join(f'"{word}"' for word in unique) or None
+    return list(dict.fromkeys(content))
 
 
 def reciprocal_rank_fusion(
@@ -55,20 +50,3 @@ def collapse_by(
             seen.add(group_of[item])
             kept.append((item, score))
     return kept
-
-
-def parse_highlighted(marked: str) -> tuple[str, list[Highlight]]:
-    """Strip highlight markers from FTS5 ``highlight()`` output, returning offsets instead."""
-    plain: list[str] = []
-    spans: list[Highlight] = []
-    length = 0
-    opened = 0
-    for piece in re.split(f"([{HIGHLIGHT_OPEN}{HIGHLIGHT_CLOSE}])", marked):
-        if piece == HIGHLIGHT_OPEN:
-            opened = length
-        elif piece == HIGHLIGHT_CLOSE:
-            spans.append(Highlight(start=opened, end=length))
-        else:
-            plain.append(piece)
-            length += len(piece)
-    return "".join(plain), spans

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,8 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
-from indexer.build import BuildError, BuildLockedError, build_index
+from indexer.build import build_index
+from indexer.errors import BuildError, BuildLockedError
 from indexer.settings import Settings
 from search_api.live import LiveSearcher, NotReadyError
 from search_api.metrics import Metrics
@@ -37,9 +39,11 @@ def live_searcher(request: Request) -> LiveSearcher:
     return live
 
 
-def current_searcher(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> Searcher:
+def current_searcher(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> Iterator[Searcher]:
+    """The Searcher this request runs on, leased until the request ends."""
     try:
-        return live.current()
+        with live.lease() as searcher:
+            yield searcher
     except NotReadyError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
 
@@ -92,11 +96,8 @@ def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
 
 
 @router.get("/healthz", summary="Ready when a snapshot is loaded")
-def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, str]:
-    try:
-        return {"status": "ok", "snapshot": live.current().snapshot.id}
-    except NotReadyError as error:
-        raise HTTPException(status_code=503, detail=str(error)) from None
+def healthz(searcher: SearcherDep) -> dict[str, str]:
+    return {"status": "ok", "snapshot": searcher.snapshot.id}
 
 
 @router.get("/stats", response_model=Stats, summary="The live snapshot: id, counts, model")

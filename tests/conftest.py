@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,6 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from indexer.build import build_index
 from indexer.embed import Embedder
 from indexer.settings import Settings
+from indexer.store import IndexStore
 from search_api.searcher import Searcher
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +44,20 @@ def run_python(
     )  # fmt: skip
 
 
+def shared(path: Path) -> Path:
+    """A file or folder of ../shared (eval sets, corpora); the test is skipped without it."""
+    if not path.exists():
+        pytest.skip(f"{path} is missing (the shared eval sets and corpora sit beside the checkout)")
+    return path
+
+
 def bbc_files(count: int, topic: str = "business") -> list[Path]:
-    if not BBC.is_dir():
-        pytest.skip(f"the BBC corpus is not at {BBC}")
-    return sorted((BBC / topic).glob("*.txt"))[:count]
+    return sorted((shared(BBC) / topic).glob("*.txt"))[:count]
+
+
+@pytest.fixture
+def seed_queries() -> Path:
+    return shared(SEED_QUERIES)
 
 
 def new_corpus(directory: Path, *extra: Path) -> Path:
@@ -72,8 +85,10 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 
 
 @pytest.fixture(scope="session")
-def searcher(seed_settings: Settings, embedder: Embedder) -> Searcher:
-    return Searcher.open_live(seed_settings.index_dir, embedder)
+def searcher(seed_settings: Settings, embedder: Embedder) -> Iterator[Searcher]:
+    opened = Searcher.open_live(IndexStore(seed_settings.index_dir), embedder)
+    yield opened
+    opened.close()
 
 
 def free_port() -> int:
@@ -89,11 +104,12 @@ class Server:
     index_dir: Path
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[str]) -> None:
+def wait_until_healthy(url: str, process: subprocess.Popen[str], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stdout}")
+            output = log.read_text(encoding="utf-8", errors="replace")
+            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
         try:
             if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return
@@ -116,14 +132,15 @@ def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
         "SEEDSEARCH_RELOAD_INTERVAL_SECONDS": "0.2",
         "SEEDSEARCH_SEEDS_DIR": str(settings.seeds_dir),
     }
-    log = (root / "server.log").open("w")
+    log_path = root / "server.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(settings.index_dir)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, process)
+        wait_until_healthy(url, process, log_path)
         yield Server(url, settings.seeds_dir, settings.index_dir)
     finally:
         process.terminate()
@@ -134,3 +151,27 @@ def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
 @pytest.fixture(scope="session")
 def live_server(server: Server) -> str:
     return server.url
+
+
+class HashEmbedder:
+    """A deterministic stand-in for the model, for tests of pure build logic: each text maps
+    to a fixed unit vector derived from its digest. Words count as tokens."""
+
+    name = "hash-stand-in"
+    fingerprint = "0" * 64
+    max_tokens = 254
+    dimension = 8
+
+    def __init__(self) -> None:
+        self.encoded: list[str] = []
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.encoded += texts
+        rows = [
+            np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) for t in texts
+        ]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension) + 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import API_KEY, SEED_QUERIES, Server, run_python
-from filelock import FileLock
+from conftest import API_KEY, Server, run_python
 
-from indexer.build import LOCK_FILE
+from indexer.store import IndexStore
 from search_api.models import MAX_QUERY_CHARS, SearchResponse
 
 RESULT_FIELDS = {
@@ -129,7 +129,7 @@ def test_admin_reindex_requires_the_api_key(server: Server) -> None:
 
 
 def test_admin_reindex_refuses_to_queue_behind_a_running_build(server: Server) -> None:
-    with FileLock(str(server.index_dir / LOCK_FILE)):
+    with IndexStore(server.index_dir).build_lock(wait_seconds=0, notify=print):
         response = post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})
     assert response.status_code == 409
     assert "another build is running" in response.json()["detail"]
@@ -177,8 +177,11 @@ def test_no_request_fails_while_snapshots_swap(server: Server) -> None:
         (server.seeds_dir / "glacier.txt").write_text(
             "Glacier Update\n\nMeltwater lakes are being drained.\n"
         )
+        answers: list[httpx.Response] = []
         thread = threading.Thread(
-            target=lambda: reindex.post("/admin/reindex", headers={"X-API-Key": API_KEY})
+            target=lambda: answers.append(
+                reindex.post("/admin/reindex", headers={"X-API-Key": API_KEY})
+            )
         )
         thread.start()
         deadline = time.monotonic() + RELOAD_SECONDS
@@ -193,7 +196,11 @@ def test_no_request_fails_while_snapshots_swap(server: Server) -> None:
         thread.join(timeout=RELOAD_SECONDS)
         reindex.close()
     assert set(statuses) == {200}
-    assert get(server, "/stats").json()["snapshot"] != before
+    [answer] = answers
+    assert answer.status_code == 200, answer.text
+    rebuilt = answer.json()
+    assert rebuilt["published"] and rebuilt["embedded"] == 1 and rebuilt["snapshot"] != before
+    assert get(server, "/stats").json()["snapshot"] == rebuilt["snapshot"]
 
 
 def test_search_script_queries_a_running_service(server: Server) -> None:
@@ -207,11 +214,11 @@ def test_search_script_queries_a_running_service(server: Server) -> None:
     assert text.returncode == 0 and "1. Morocco Evacuates" in text.stdout
 
 
-def test_evaluate_script_measures_a_running_service(server: Server) -> None:
+def test_evaluate_script_measures_a_running_service(server: Server, seed_queries: Path) -> None:
     done = run_python(
         "scripts/evaluate.py",
         "--queries",
-        str(SEED_QUERIES),
+        str(seed_queries),
         "--mode",
         "hybrid",
         "--api",

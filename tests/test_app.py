@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
+import pytest
 from conftest import SEED_FILE
 from fastapi.testclient import TestClient
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from indexer.snapshot import CURRENT_FILE, publish, read_current, snapshots_dir
+from indexer.store import IndexStore
 from search_api.app import create_app
-from search_api.live import LiveSearcher
+from search_api.live import RETRY_FIRST_SECONDS, LiveSearcher
+from search_api.models import SearchRequest
 
 
 def test_without_a_configured_key_the_admin_api_is_disabled(seed_settings: Settings) -> None:
@@ -36,14 +39,77 @@ def test_a_broken_snapshot_is_refused_and_the_live_one_kept(
 ) -> None:
     root = tmp_path / "index"
     shutil.copytree(seed_settings.index_dir, root)
-    live = LiveSearcher(root, embedder)
+    store = IndexStore(root)
+    live = LiveSearcher(store, embedder)
     assert live.refresh()
     good = live.current().snapshot.id
-    broken = snapshots_dir(root) / "broken"
-    shutil.copytree(snapshots_dir(root) / good, broken)
+    broken = root / "snapshots" / "broken"
+    shutil.copytree(root / "snapshots" / good, broken)
     (broken / "manifest.json").write_text("{not json", encoding="utf-8")
-    publish(root, "broken")
+    store.publish("broken")
     assert not live.refresh()
     assert live.current().snapshot.id == good
-    assert read_current(root) == "broken" and (root / CURRENT_FILE).is_file()
+    assert store.current_id() == "broken"
     assert SEED_FILE.name in {f.path for f in live.current().snapshot.manifest.files}
+
+
+def clone_snapshot(root: Path, source_id: str, new_id: str) -> Path:
+    """Copy a snapshot under a new id, as a later build would have written it."""
+    target = root / "snapshots" / new_id
+    shutil.copytree(root / "snapshots" / source_id, target)
+    text = (target / "manifest.json").read_text(encoding="utf-8")
+    (target / "manifest.json").write_text(text.replace(source_id, new_id), encoding="utf-8")
+    return target
+
+
+@pytest.fixture
+def live_root(seed_settings: Settings, tmp_path: Path) -> Path:
+    root = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, root)
+    return root
+
+
+def test_a_refused_snapshot_is_retried_after_a_back_off_and_logged_once(
+    live_root: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = IndexStore(live_root)
+    now = [0.0]
+    live = LiveSearcher(store, embedder, clock=lambda: now[0])
+    assert live.refresh()
+    good = live.current().snapshot.id
+    pending = clone_snapshot(live_root, good, "29990101T000000000000Z")
+    vectors = (pending / "vectors.faiss").read_bytes()
+    (pending / "vectors.faiss").write_bytes(vectors[:100])  # still arriving on shared storage
+    store.publish(pending.name)
+    with caplog.at_level(logging.ERROR, logger="seedsearch"):
+        assert not live.refresh()
+        assert live.current().snapshot.id == good
+        now[0] += RETRY_FIRST_SECONDS  # retried after the back-off, and refused again
+        assert not live.refresh()
+        (pending / "vectors.faiss").write_bytes(vectors)  # the file has arrived
+        now[0] += RETRY_FIRST_SECONDS  # the back-off has doubled: too soon
+        assert not live.refresh()
+        now[0] += RETRY_FIRST_SECONDS
+        assert live.refresh()
+    assert live.current().snapshot.id == pending.name
+    refusals = [r for r in caplog.records if pending.name in r.getMessage()]
+    assert len(refusals) == 1
+
+
+def test_a_replaced_snapshot_closes_when_its_last_request_ends(
+    live_root: Path, embedder: Embedder
+) -> None:
+    store = IndexStore(live_root)
+    live = LiveSearcher(store, embedder)
+    assert live.refresh()
+    first = live.current().snapshot.id
+    with live.lease() as in_flight:
+        store.publish(clone_snapshot(live_root, first, "29990101T000000000000Z").name)
+        assert live.refresh()
+        assert not in_flight.snapshot.closed  # the request in flight finishes on it
+        assert in_flight.search(SearchRequest(query="flood evacuations", k=1)).results
+    assert in_flight.snapshot.closed
+    idle = live.current()
+    store.publish(clone_snapshot(live_root, first, "29990102T000000000000Z").name)
+    assert live.refresh()
+    assert idle.snapshot.closed and not live.current().snapshot.closed

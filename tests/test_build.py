@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,12 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, SEED_FILE, bbc_files, new_corpus, run_python
-from filelock import FileLock
 
-from indexer.build import CACHE_FILE, EMBED_BATCH, LOCK_FILE, build_index
+from indexer.build import EMBED_BATCH, build_index
 from indexer.embed import Embedder
 from indexer.settings import Settings
-from indexer.snapshot import live_manifest, read_current, snapshots_dir
+from indexer.store import IndexStore, Manifest
 from search_api.models import SearchRequest
 from search_api.searcher import Searcher
 
@@ -33,13 +31,33 @@ Civil protection officials ordered residents to leave their homes before dawn.
 
 
 def search_texts(settings: Settings, embedder: Embedder, query: str, k: int = 5) -> list[str]:
-    searcher = Searcher.open_live(settings.index_dir, embedder)
-    return [r.text for r in searcher.search(SearchRequest(query=query, k=k)).results]
+    searcher = Searcher.open_live(IndexStore(settings.index_dir), embedder)
+    try:
+        return [r.text for r in searcher.search(SearchRequest(query=query, k=k)).results]
+    finally:
+        searcher.close()
+
+
+def live_manifest(index_dir: Path) -> Manifest:
+    return IndexStore(index_dir).manifest()
+
+
+def read_current(index_dir: Path) -> str | None:
+    return IndexStore(index_dir).current_id()
+
+
+def snapshot_ids(index_dir: Path) -> list[str]:
+    return IndexStore(index_dir).snapshot_ids()
 
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Settings:
-    return Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    # Builds here publish in quick succession: no grace period before pruning.
+    return Settings(
+        seeds_dir=new_corpus(tmp_path / "seeds"),
+        index_dir=tmp_path / "index",
+        prune_grace_seconds=0,
+    )
 
 
 def test_build_then_add_edit_and_delete_files_re_embeds_only_what_changed(
@@ -176,10 +194,9 @@ def test_status_without_an_index_says_how_to_build_one(tmp_path: Path) -> None:
 def test_a_second_build_waits_for_the_first_and_says_so(
     corpus: Settings, embedder: Embedder
 ) -> None:
-    corpus.index_dir.mkdir(parents=True)
     messages: list[str] = []
     reports = []
-    with FileLock(str(corpus.index_dir / LOCK_FILE)):
+    with IndexStore(corpus.index_dir).build_lock(wait_seconds=0, notify=print):
         waiting = threading.Thread(
             target=lambda: reports.append(
                 build_index(corpus, embedder=embedder, notify=messages.append)
@@ -202,7 +219,7 @@ def test_old_snapshots_are_pruned_keeping_the_previous_one(
     for round_number in range(3):
         (corpus.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE + f"\nUpdate {round_number}.\n")
         ids.append(build_index(corpus, embedder=embedder).snapshot)
-    remaining = sorted(p.name for p in snapshots_dir(corpus.index_dir).iterdir())
+    remaining = snapshot_ids(corpus.index_dir)
     assert remaining == ids[1:]
     assert read_current(corpus.index_dir) == ids[-1]
 
@@ -211,7 +228,7 @@ def test_large_corpora_switch_to_an_approximate_index(corpus: Settings, embedder
     corpus = corpus.model_copy(update={"exact_search_limit": 10})
     build_index(corpus, embedder=embedder)
     assert live_manifest(corpus.index_dir).index_type == "hnsw"
-    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
     top = searcher.search(SearchRequest(query="flood evacuations", k=3, mode="dense")).results
     assert any(r.text.startswith("Morocco has evacuated") for r in top)
     # A filter on an approximate index still returns every passage of the article.
@@ -249,7 +266,7 @@ def test_repeated_paragraphs_are_distinct_passages(corpus: Settings, embedder: E
     (corpus.seeds_dir / "storm.txt").write_text(text, encoding="utf-8")
     report = build_index(corpus, embedder=embedder)
     assert (report.chunks, report.embedded) == (49, 3)
-    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
     request = SearchRequest(
         query="stay indoors", k=10, mode="lexical", filters={"source": "storm.txt"}
     )
@@ -259,18 +276,17 @@ def test_repeated_paragraphs_are_distinct_passages(corpus: Settings, embedder: E
 
 
 def _cached_vectors(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(index_dir / CACHE_FILE) as db:
-            return int(db.execute("SELECT count(*) FROM vectors").fetchone()[0])
-    except sqlite3.OperationalError:
+    if not index_dir.is_dir():
         return 0
+    with IndexStore(index_dir).embedding_cache(fingerprint="") as cache:
+        return len(cache)
 
 
 def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(
     tmp_path: Path, embedder: Embedder
 ) -> None:
     seeds = new_corpus(tmp_path / "seeds")
-    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index")
+    settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", prune_grace_seconds=0)
     live = build_index(settings, embedder=embedder).snapshot
     for path in bbc_files(20):
         shutil.copy(path, seeds / path.name)
@@ -295,9 +311,7 @@ def test_a_build_killed_part_way_leaves_the_live_snapshot_and_its_work(
     assert resumed.published and resumed.snapshot != live
     assert resumed.reused >= 46 + EMBED_BATCH  # the killed build's vectors were kept
     assert resumed.embedded == resumed.chunks - resumed.reused
-    assert sorted(p.name for p in snapshots_dir(settings.index_dir).iterdir()) == sorted(
-        [live, resumed.snapshot]
-    )
+    assert snapshot_ids(settings.index_dir) == sorted([live, resumed.snapshot])
 
 
 def test_an_overlong_paragraph_is_split_into_windows_the_model_can_read(
@@ -310,7 +324,7 @@ def test_an_overlong_paragraph_is_split_into_windows_the_model_can_read(
         f"Barriers Raised Along River\n\n{sentences}\n", encoding="utf-8"
     )
     build_index(corpus, embedder=embedder)
-    searcher = Searcher.open_live(corpus.index_dir, embedder)
+    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
     windows = searcher.search(
         SearchRequest(
             query="flood barrier raised", k=100, mode="lexical", filters={"source": ["long.txt"]}

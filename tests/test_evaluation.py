@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import SEED_QUERIES, SHARED
+from conftest import SHARED, shared
 
+from indexer.errors import UsageError
 from indexer.parse import parse_articles, read_source
 from search_api.beir import (
     document_id,
@@ -41,8 +42,8 @@ def test_judging_finds_the_first_relevant_passage_and_the_share_of_labels_found(
     assert report.mrr_at_10 == 0.25 and report.recall[5] == 0.25 and report.missed == ["q"]
 
 
-def test_the_seed_query_set_loads() -> None:
-    queries = load_queries(SEED_QUERIES)
+def test_the_seed_query_set_loads(seed_queries: Path) -> None:
+    queries = load_queries(seed_queries)
     assert len(queries) == 20 and queries[0].query == "flood evacuations"
 
 
@@ -51,7 +52,7 @@ def test_the_seed_query_set_loads() -> None:
 def test_a_bad_query_line_is_named(tmp_path: Path, line: str) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text('{"query": "fine", "relevant": ["x"]}\n' + line + "\n")
-    with pytest.raises(ValueError, match="line 2"):
+    with pytest.raises(UsageError, match="line 2"):
         load_queries(path)
 
 
@@ -67,7 +68,7 @@ def test_ndcg_recall_and_reciprocal_rank() -> None:
 
 
 def test_the_scifact_test_split_loads_with_its_judgements() -> None:
-    queries = load_beir_queries(SCIFACT, "test")
+    queries = load_beir_queries(shared(SCIFACT), "test")
     assert len(queries) == 300
     assert sum(len(q.relevant) for q in queries) == 339
 

@@ -1,0 +1,33 @@
+"""The index on disk: one owner for its layout, its files and every SQL statement on them.
+
+``IndexStore`` owns an index root (snapshots, the CURRENT pointer, the build lock, the
+embedding cache, publish and prune); ``Snapshot`` is one published snapshot opened for search.
+"""
+
+from indexer.store._cache import EmbeddingCache
+from indexer.store._chunks import ChunkFilter
+from indexer.store._manifest import (
+    INDEX_TYPES,
+    FileError,
+    IndexType,
+    Manifest,
+    SourceFile,
+    choose_index_type,
+)
+from indexer.store._root import IndexStore, new_snapshot_id, snapshots_to_prune
+from indexer.store._snapshot import Snapshot
+
+__all__ = [
+    "INDEX_TYPES",
+    "ChunkFilter",
+    "EmbeddingCache",
+    "FileError",
+    "IndexStore",
+    "IndexType",
+    "Manifest",
+    "Snapshot",
+    "SourceFile",
+    "choose_index_type",
+    "new_snapshot_id",
+    "snapshots_to_prune",
+]

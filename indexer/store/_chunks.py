@@ -1,0 +1,214 @@
+"""``chunks.sqlite``: chunk rows in vector order, and an FTS5 table over titles and texts.
+
+Every SQL statement on a snapshot's chunk database is here. Row ``n`` of the table holds the
+chunk whose vector is number ``n`` in ``vectors.faiss``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from indexer.chunk import Chunk
+
+CHUNK_COLUMNS = (
+    "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position"
+)  # fmt: skip
+# bm25 column weights (title, text): equal; README has the weights measured.
+BM25_WEIGHTS = "1.0, 1.0"
+# SQLite's default limit on host parameters in one statement is 32766; stay well under it.
+_PARAMETER_BATCH = 500
+# Private-use characters that FTS5's highlight() wraps matched terms in.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKS = re.compile(f"([{_OPEN}{_CLOSE}])")
+
+
+@dataclass(frozen=True)
+class ChunkFilter:
+    """Keep only chunks from these sources or articles (None: no condition on that column)."""
+
+    sources: tuple[str, ...] | None = None
+    article_ids: tuple[str, ...] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.sources is not None or self.article_ids is not None
+
+    def sql(self) -> tuple[str, list[str]]:
+        """An SQL condition on the chunks table (TRUE when there are no filters)."""
+        conditions, parameters = ["1"], list[str]()
+        for column, values in (("source", self.sources), ("article_id", self.article_ids)):
+            if values is not None:
+                conditions.append(f"chunks.{column} IN ({_marks(len(values))})")
+                parameters += values
+        return " AND ".join(conditions), parameters
+
+
+NO_FILTER = ChunkFilter()
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression that ORs the terms, each quoted so no user text is read as
+    FTS5 syntax. None when there are no terms."""
+    quoted = ['"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms) if term]
+    return " OR ".join(quoted) or None
+
+
+def write_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute(
+                "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, article_id TEXT,"
+                " kind TEXT, title TEXT, text TEXT, embed_text TEXT, source TEXT,"
+                " start INTEGER, end INTEGER, position INTEGER)"
+            )
+            db.executemany(
+                f"INSERT INTO chunks VALUES (?, {_marks(len(CHUNK_COLUMNS))})",
+                (
+                    (row, *(getattr(c, col) for col in CHUNK_COLUMNS))
+                    for row, c in enumerate(chunks)
+                ),
+            )
+            db.execute("CREATE INDEX chunks_source ON chunks(source)")
+            db.execute("CREATE INDEX chunks_article ON chunks(article_id)")
+            # Porter stemming lets "evacuations" match "evacuated".
+            db.execute(
+                "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, content='chunks',"
+                " content_rowid='row', tokenize='porter unicode61 remove_diacritics 2')"
+            )
+            db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+    finally:
+        db.close()
+
+
+def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
+    """Strip highlight marks from ``highlight()`` output, returning offsets instead."""
+    plain: list[str] = []
+    spans: list[tuple[int, int]] = []
+    length = opened = 0
+    for piece in _MARKS.split(marked):
+        if piece == _OPEN:
+            opened = length
+        elif piece == _CLOSE:
+            spans.append((opened, length))
+        else:
+            plain.append(piece)
+            length += len(piece)
+    return "".join(plain), spans
+
+
+def _chunk(values: Sequence[Any]) -> Chunk:
+    return Chunk(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
+
+
+def read_chunks_of(path: Path, sources: set[str]) -> dict[str, list[Chunk]]:
+    """The chunks of ``sources`` as the database stores them, in reading order."""
+    found: dict[str, list[Chunk]] = {source: [] for source in sources}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(f"SELECT {', '.join(CHUNK_COLUMNS)} FROM chunks ORDER BY row")
+        for row in rows:
+            chunk = _chunk(row)
+            if chunk.source in found:
+                found[chunk.source].append(chunk)
+    finally:
+        db.close()
+    return found
+
+
+class ChunkTable:
+    """Typed reads from one snapshot's chunk database, shared by request threads.
+
+    One read-only connection; a lock keeps its use serial. The open handle keeps working even
+    after pruning deletes the directory."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self._db.execute("SELECT count(*) FROM chunks").fetchone()  # fail now, not mid-request
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def _all(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def _in_batches(
+        self, sql: str, values: Sequence[object], before: Sequence[object] = ()
+    ) -> Iterator[Any]:
+        """Run ``sql`` (with one ``{marks}`` list) over ``values`` a batch at a time."""
+        for offset in range(0, len(values), _PARAMETER_BATCH):
+            batch = list(values[offset : offset + _PARAMETER_BATCH])
+            yield from self._all(sql.format(marks=_marks(len(batch))), [*before, *batch])
+
+    def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
+        """Chunks by row id; ids with no row are left out."""
+        columns = ", ".join(f'"{c}"' for c in CHUNK_COLUMNS)
+        found = self._in_batches(
+            f"SELECT row, {columns} FROM chunks WHERE row IN ({{marks}})", row_ids
+        )
+        return {int(r[0]): _chunk(r[1:]) for r in found}
+
+    def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
+        found = self._in_batches(
+            "SELECT row, article_id FROM chunks WHERE row IN ({marks})", row_ids
+        )
+        return {int(row): str(article) for row, article in found}
+
+    def rows_passing(self, chunk_filter: ChunkFilter) -> list[int]:
+        condition, parameters = chunk_filter.sql()
+        return [
+            int(r[0]) for r in self._all(f"SELECT row FROM chunks WHERE {condition}", parameters)
+        ]
+
+    def lexical(
+        self, terms: Sequence[str], depth: int, chunk_filter: ChunkFilter
+    ) -> list[tuple[int, float]]:
+        """The best ``depth`` rows matching any of the terms, by bm25 (higher is better)."""
+        match = match_expression(terms)
+        if match is None:
+            return []
+        condition, parameters = chunk_filter.sql()
+        found = self._all(
+            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) FROM chunks_fts"
+            " JOIN chunks ON chunks.row = chunks_fts.rowid"
+            f" WHERE chunks_fts MATCH ? AND {condition}"
+            f" ORDER BY bm25(chunks_fts, {BM25_WEIGHTS}) LIMIT ?",
+            [match, *parameters, depth],
+        )
+        return [(int(row), float(score)) for row, score in found]
+
+    def highlight_spans(
+        self, terms: Sequence[str], texts: dict[int, str]
+    ) -> dict[int, list[tuple[int, int]]]:
+        """Offsets of the terms (as FTS5 stems them) in each row's text, by row id."""
+        match = match_expression(terms)
+        if match is None or not texts:
+            return {}
+        found = self._in_batches(
+            "SELECT rowid, highlight(chunks_fts, 1, ?, ?) FROM chunks_fts"
+            " WHERE chunks_fts MATCH ? AND rowid IN ({marks})",
+            list(texts),
+            before=[_OPEN, _CLOSE, match],
+        )
+        spans = {}
+        for row, marked in found:
+            text, offsets = parse_highlighted(marked)
+            # A passage containing the marker characters itself would shift the offsets.
+            if text == texts.get(int(row)):
+                spans[int(row)] = offsets
+        return spans
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+            self.closed = True

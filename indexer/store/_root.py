@@ -1,0 +1,231 @@
+"""The index root: where snapshots live, which one is live, and who may build.
+
+Layout::
+
+    CURRENT                  id of the live snapshot (replaced atomically)
+    snapshots/<id>/          vectors.faiss, chunks.sqlite, manifest.json (immutable)
+    publish_log.jsonl        when each kept snapshot was published (prune's grace period)
+    embeddings.sqlite        the embedding cache, kept across builds
+    build.lock               held by the one running build
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from indexer.chunk import Chunk
+from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
+from indexer.store._cache import EmbeddingCache
+from indexer.store._chunks import read_chunks_of, write_chunks
+from indexer.store._manifest import Manifest
+from indexer.store._snapshot import (
+    CHUNKS_FILE,
+    MANIFEST_FILE,
+    SNAPSHOT_FILES,
+    VECTORS_FILE,
+    Snapshot,
+    read_manifest,
+)
+from indexer.store._vectors import write_vectors
+
+CURRENT_FILE = "CURRENT"
+SNAPSHOTS_DIR = "snapshots"
+PUBLISH_LOG = "publish_log.jsonl"
+CACHE_FILE = "embeddings.sqlite"
+LOCK_FILE = "build.lock"
+DEFAULT_PRUNE_GRACE_SECONDS = 60.0
+
+
+def new_snapshot_id() -> str:
+    """A sortable id from the build's start time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def snapshots_to_prune(
+    present: Sequence[str],
+    keep: set[str],
+    published_at: Mapping[str, float],
+    now: float,
+    grace_seconds: float,
+) -> list[str]:
+    """Snapshots that may go: not kept, and not published within the grace period (a server
+    may still be loading one that was live a moment ago). Never-published ones (left by a
+    killed build) always go."""
+    return [
+        snapshot
+        for snapshot in present
+        if snapshot not in keep and now - published_at.get(snapshot, -float("inf")) >= grace_seconds
+    ]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write beside ``path``, fsync, rename over it, fsync the folder: all or nothing."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    _fsync(path.parent)
+
+
+class IndexStore:
+    """Owns one index root: its layout, the CURRENT pointer, the build lock, the embedding
+    cache, writing, publishing, pruning and opening snapshots."""
+
+    def __init__(
+        self,
+        root: Path,
+        prune_grace_seconds: float = DEFAULT_PRUNE_GRACE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.prune_grace_seconds = prune_grace_seconds
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"IndexStore({str(self.root)!r})"
+
+    def _snapshot_dir(self, snapshot_id: str) -> Path:
+        return self.root / SNAPSHOTS_DIR / snapshot_id
+
+    # Reading
+
+    def current_id(self) -> str | None:
+        """The live snapshot's id, or None before the first publish."""
+        try:
+            return (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise SnapshotError(f"cannot read {self.root / CURRENT_FILE}: {error}") from error
+
+    def live_id(self) -> str:
+        """The live snapshot's id; ``NoSnapshotError`` before the first publish."""
+        snapshot_id = self.current_id()
+        if snapshot_id is None:
+            raise NoSnapshotError(self.root)
+        return snapshot_id
+
+    def snapshot_ids(self) -> list[str]:
+        """Every snapshot directory present, oldest first (ids sort by build start)."""
+        folder = self.root / SNAPSHOTS_DIR
+        return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+
+    def is_empty(self) -> bool:
+        """True when the root does not exist or holds nothing at all."""
+        return not self.root.exists() or (self.root.is_dir() and not any(self.root.iterdir()))
+
+    def manifest(self, snapshot_id: str | None = None) -> Manifest:
+        """A snapshot's manifest (the live one's by default)."""
+        return read_manifest(self._snapshot_dir(snapshot_id or self.live_id()))
+
+    def open_snapshot(self, snapshot_id: str | None = None) -> Snapshot:
+        """Open a snapshot for search (the live one by default)."""
+        return Snapshot(self._snapshot_dir(snapshot_id or self.live_id()))
+
+    def read_chunks(self, snapshot_id: str, sources: set[str]) -> dict[str, list[Chunk]]:
+        """The stored chunks of ``sources``, by source, in reading order."""
+        try:
+            return read_chunks_of(self._snapshot_dir(snapshot_id) / CHUNKS_FILE, sources)
+        except sqlite3.Error as error:
+            raise SnapshotError(f"cannot read chunks of snapshot {snapshot_id}: {error}") from error
+
+    # Building
+
+    @contextlib.contextmanager
+    def build_lock(self, wait_seconds: float, notify: Callable[[str], None]) -> Iterator[None]:
+        """Hold the one build lock; wait up to ``wait_seconds`` for another build (saying so
+        through ``notify``), or raise ``BuildLockedError``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if wait_seconds <= 0:
+                raise BuildLockedError(
+                    f"another build is running (lock {lock.lock_file})"
+                ) from None
+            notify(f"another build is running (lock {lock.lock_file}); waiting for it to finish")
+            try:
+                lock.acquire(timeout=wait_seconds)
+            except Timeout:
+                raise BuildLockedError(f"another build still holds {lock.lock_file}") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def embedding_cache(self, fingerprint: str) -> EmbeddingCache:
+        return EmbeddingCache(self.root / CACHE_FILE, fingerprint)
+
+    def write_snapshot(
+        self, manifest: Manifest, chunks: Sequence[Chunk], vectors: np.ndarray
+    ) -> None:
+        """Write a complete snapshot directory and fsync it; it is not live until published."""
+        directory = self._snapshot_dir(manifest.snapshot_id)
+        directory.mkdir(parents=True)
+        write_vectors(directory / VECTORS_FILE, vectors, manifest.index_type)
+        write_chunks(directory / CHUNKS_FILE, chunks)
+        (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        for name in SNAPSHOT_FILES:
+            _fsync(directory / name)
+        _fsync(directory)
+        _fsync(directory.parent)  # the new directory's entry must survive a crash too
+
+    def publish(self, snapshot_id: str) -> None:
+        """Make a written snapshot live: record when, then replace CURRENT atomically."""
+        published = {**self._published_at(), snapshot_id: self._clock()}
+        _write_atomically(self.root / PUBLISH_LOG, _log_lines(published))
+        _write_atomically(self.root / CURRENT_FILE, snapshot_id + "\n")
+
+    def prune(self, keep: set[str]) -> list[str]:
+        """Delete snapshots not in ``keep`` and past the grace period; returns their ids."""
+        published = self._published_at()
+        removed = snapshots_to_prune(
+            self.snapshot_ids(), keep, published, self._clock(), self.prune_grace_seconds
+        )
+        for snapshot_id in removed:
+            shutil.rmtree(self._snapshot_dir(snapshot_id), ignore_errors=True)
+        remaining = {s: t for s, t in published.items() if s not in removed}
+        if remaining != published:
+            _write_atomically(self.root / PUBLISH_LOG, _log_lines(remaining))
+        return removed
+
+    def _published_at(self) -> dict[str, float]:
+        """Publish times by snapshot id; a damaged log only shortens the grace period."""
+        try:
+            lines = (self.root / PUBLISH_LOG).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return {}
+        published = {}
+        for line in lines:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                published[str(entry["snapshot"])] = float(entry["published_at"])
+        return published
+
+
+def _log_lines(published: Mapping[str, float]) -> str:
+    return "".join(
+        json.dumps({"snapshot": s, "published_at": t}) + "\n" for s, t in sorted(published.items())
+    )

@@ -1,0 +1,89 @@
+"""A published snapshot opened for reading: vectors in memory, chunk rows on disk."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexer.chunk import Chunk
+from indexer.errors import SnapshotError
+from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable
+from indexer.store._manifest import Manifest
+from indexer.store._vectors import VectorIndex
+
+VECTORS_FILE = "vectors.faiss"
+CHUNKS_FILE = "chunks.sqlite"
+MANIFEST_FILE = "manifest.json"
+SNAPSHOT_FILES = (VECTORS_FILE, CHUNKS_FILE, MANIFEST_FILE)
+
+
+def read_manifest(directory: Path) -> Manifest:
+    try:
+        return Manifest.from_json((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SnapshotError(f"cannot read snapshot {directory.name}: {error}") from error
+
+
+class Snapshot:
+    """Typed reads over one immutable snapshot; safe to share between request threads."""
+
+    def __init__(self, directory: Path) -> None:
+        self.manifest = read_manifest(directory)
+        if self.manifest.snapshot_id != directory.name:
+            raise SnapshotError(
+                f"snapshot {directory.name} holds the manifest of {self.manifest.snapshot_id}"
+            )
+        try:
+            self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index_type)
+            self._chunks = ChunkTable(directory / CHUNKS_FILE)
+        except (OSError, RuntimeError, sqlite3.Error) as error:  # FAISS raises RuntimeError
+            raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
+        if len(self._vectors) != self.manifest.chunks:
+            self._chunks.close()
+            raise SnapshotError(
+                f"snapshot {directory.name} holds {len(self._vectors)} vectors for "
+                f"{self.manifest.chunks} chunks"
+            )
+
+    @property
+    def id(self) -> str:
+        return self.manifest.snapshot_id
+
+    @property
+    def closed(self) -> bool:
+        return self._chunks.closed
+
+    def nearest(
+        self, vector: np.ndarray, depth: int, allowed: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """Rows closest to a query vector, best first (among ``allowed`` rows when given)."""
+        return self._vectors.nearest(vector, depth, allowed)
+
+    def lexical(
+        self, terms: Sequence[str], depth: int, chunk_filter: ChunkFilter = NO_FILTER
+    ) -> list[tuple[int, float]]:
+        """Rows matching any term, by bm25, best first, among rows passing the filter."""
+        return self._chunks.lexical(terms, depth, chunk_filter)
+
+    def rows_passing(self, chunk_filter: ChunkFilter) -> list[int] | None:
+        """Row ids passing the filter, or None when it filters nothing."""
+        return self._chunks.rows_passing(chunk_filter) if chunk_filter.active else None
+
+    def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
+        return self._chunks.rows(row_ids)
+
+    def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
+        return self._chunks.article_ids(row_ids)
+
+    def highlight_spans(
+        self, terms: Sequence[str], texts: dict[int, str]
+    ) -> dict[int, list[tuple[int, int]]]:
+        """Offsets of the terms (stemmed as the lexical search stems them) in each text."""
+        return self._chunks.highlight_spans(terms, texts)
+
+    def close(self) -> None:
+        """Release the chunk database; the snapshot answers nothing more."""
+        self._chunks.close()

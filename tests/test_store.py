@@ -1,0 +1,123 @@
+"""The index store: layout, publish, prune and typed reads. Real FAISS and SQLite; a
+deterministic stand-in for the model, since nothing here depends on what vectors mean."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, HashEmbedder, new_corpus
+
+from indexer.build import build_index
+from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
+from indexer.settings import Settings
+from indexer.store import ChunkFilter, IndexStore
+
+NEW_ARTICLE = "Volcano Erupts Near Iceland Fishing Town\n\nLava fountains lit up the sky.\n"
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(
+        seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index", **overrides
+    )  # type: ignore[arg-type]
+
+
+def rebuild_three_times(settings: Settings) -> list[str]:
+    ids = []
+    for round_number in range(3):
+        (settings.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE + f"\nUpdate {round_number}.\n")
+        ids.append(build_index(settings, embedder=HashEmbedder()).snapshot)
+    return ids
+
+
+def test_snapshots_published_within_the_grace_period_are_not_pruned(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)  # the default grace: 60 s
+    ids = rebuild_three_times(settings)
+    assert IndexStore(settings.index_dir).snapshot_ids() == ids
+
+
+def test_past_the_grace_period_only_the_live_and_previous_snapshots_stay(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, prune_grace_seconds=0)
+    ids = rebuild_three_times(settings)
+    store = IndexStore(settings.index_dir)
+    assert store.snapshot_ids() == ids[1:] and store.current_id() == ids[-1]
+    log = (settings.index_dir / "publish_log.jsonl").read_text()
+    assert ids[0] not in log and ids[1] in log and ids[2] in log
+
+
+def test_a_never_published_snapshot_left_by_a_killed_build_is_pruned(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    first = build_index(settings, embedder=HashEmbedder()).snapshot
+    leftover = settings.index_dir / "snapshots" / "20000101T000000000000Z"
+    leftover.mkdir()
+    (leftover / "vectors.faiss").write_bytes(b"partial")
+    (settings.seeds_dir / "volcano.txt").write_text(NEW_ARTICLE)
+    second = build_index(settings, embedder=HashEmbedder()).snapshot
+    assert IndexStore(settings.index_dir).snapshot_ids() == [first, second]
+
+
+def test_typed_reads_answer_lexical_filtered_and_highlight_queries(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    build_index(settings, embedder=HashEmbedder())
+    snapshot = IndexStore(settings.index_dir).open_snapshot()
+    try:
+        found = snapshot.lexical(["evacuated"], depth=5)
+        rows = snapshot.rows([row for row, _ in found])
+        # Headline and text are both searched: "Morocco Evacuates ..." matches every passage.
+        assert found and all("evacuat" in (rows[r].title + rows[r].text).lower() for r, _ in found)
+        article = rows[found[0][0]].article_id
+        only = ChunkFilter(article_ids=(article,))
+        assert {
+            snapshot.article_ids(snapshot.rows_passing(only) or [])[r]
+            for r in snapshot.rows_passing(only) or []
+        } == {article}
+        assert snapshot.rows_passing(ChunkFilter()) is None
+        assert snapshot.lexical(["evacuated"], 5, ChunkFilter(sources=("nowhere.txt",))) == []
+        row = next(r for r, _ in found if "evacuated" in rows[r].text)
+        text = rows[row].text
+        spans = snapshot.highlight_spans(["evacuated"], {row: text})[row]
+        assert spans and all(text[s:e].lower().startswith("evacuat") for s, e in spans)
+        assert snapshot.lexical([], 5) == [] and snapshot.lexical(['"', "OR"], 5) is not None
+    finally:
+        snapshot.close()
+    assert snapshot.closed
+
+
+def test_reading_an_empty_root_or_a_damaged_snapshot_names_the_problem(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path / "none")
+    assert store.is_empty() and store.current_id() is None
+    with pytest.raises(NoSnapshotError, match="run python -m indexer build first"):
+        store.open_snapshot()
+    settings = settings_for(tmp_path)
+    build_index(settings, embedder=HashEmbedder())
+    store = IndexStore(settings.index_dir)
+    (settings.index_dir / "snapshots" / store.live_id() / "vectors.faiss").write_bytes(b"junk")
+    with pytest.raises(SnapshotError, match=f"cannot open snapshot {store.live_id()}"):
+        store.open_snapshot()
+
+
+def test_the_build_lock_admits_one_build(tmp_path: Path) -> None:
+    store = IndexStore(tmp_path / "index")
+    other = IndexStore(tmp_path / "index")
+    with (
+        store.build_lock(wait_seconds=0, notify=print),
+        pytest.raises(BuildLockedError, match="another build is running"),
+        other.build_lock(wait_seconds=0, notify=print),
+    ):
+        pass
+    with store.build_lock(wait_seconds=0, notify=print):
+        pass  # released: the next build takes it
+
+
+def test_only_the_store_speaks_sql() -> None:
+    statement = re.compile(r"\b(SELECT|INSERT|CREATE)\b")
+    outside = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("indexer", "search_api", "scripts")
+        for path in (ROOT / folder).rglob("*.py")
+        if "store" not in path.relative_to(ROOT).parts
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if statement.search(line)
+    ]
+    assert outside == []
