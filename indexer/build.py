@@ -181,8 +181,12 @@ def build_index(
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
-    embedder = embedder or Embedder(settings.model)
+    embedder = embedder or Embedder.for_index(settings, store, export=True)
     with store.build_lock(wait_seconds, notify):
+        if isinstance(embedder, Embedder):
+            # Servers encode queries with this file and never export it themselves: it is in
+            # place before any snapshot that needs it is published.
+            embedder.write_onnx(store.model_file(embedder.fingerprint))
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
         previous = None if full else _previous(store)
         seeds, read_errors = _scan(settings.seeds_dir)

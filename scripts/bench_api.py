@@ -70,7 +70,8 @@ def bench() -> int:
     parser.add_argument("--mode", default="hybrid", choices=MODES)
     args = parser.parse_args()
     queries = [q.query for q in load_queries(args.queries)]
-    searcher = Searcher.open_live(IndexStore(args.index), Embedder())
+    store = IndexStore(args.index)
+    searcher = Searcher.open_live(store, Embedder(model_file=store.model_file, export=False))
 
     port = free_port()
     command = [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(args.index)]

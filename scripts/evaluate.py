@@ -143,7 +143,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.beir and not args.api:
         index = prepare_beir_index(args.beir, args.index)
     settings = settings_from_flags(index_dir=index)
-    with open_search(settings.index_dir, args.api, settings.model) as search:
+    with open_search(settings, args.api) as search:
         if args.beir:
             beir_reports = evaluate_beir(beir_queries, search, modes)
             print(

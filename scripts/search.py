@@ -50,7 +50,7 @@ def search(args: argparse.Namespace) -> int:
     except ValidationError as error:
         raise UsageError(error.errors()[0]["msg"]) from None
     settings = settings_from_flags(index_dir=args.index)
-    with open_search(settings.index_dir, args.api, settings.model) as run_search:
+    with open_search(settings, args.api) as run_search:
         response = run_search(request)
     print(response.model_dump_json(indent=2) if args.json else format_response(response))
     return 0

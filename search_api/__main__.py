@@ -12,6 +12,7 @@ import uvicorn
 from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import settings_from_flags
+from indexer.store import IndexStore
 from search_api.app import create_app
 
 
@@ -31,7 +32,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = settings_from_flags(
         host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, model=args.model
     )
-    embedder = Embedder(settings.model)  # a bad model is named here, before uvicorn starts
+    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
+    embedder = Embedder.for_index(settings, store, export=False)
+    if store.current_id() is not None:
+        embedder.warm_up()  # a bad model, or a missing exported file, is named before serving
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     uvicorn.run(create_app(settings, embedder), host=settings.host, port=settings.port)
     return 0

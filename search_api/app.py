@@ -37,11 +37,10 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        model = embedder or Embedder(settings.model)
         store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
+        model = embedder or Embedder.for_index(settings, store, export=False)
         live = LiveSearcher(store, model, on_swap=metrics.observe_snapshot)
-        # Load the model before taking traffic, so the first query is not the slow one.
-        await asyncio.to_thread(model.warm_up)
+        # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
         app.state.live = live
         watcher = asyncio.create_task(live.watch(settings.reload_interval_seconds))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 
 import httpx
 
 from indexer.errors import ClientError
+from indexer.settings import Settings
 from search_api.models import SearchRequest, SearchResponse
 
 SearchFunction = Callable[[SearchRequest], SearchResponse]
@@ -32,14 +32,15 @@ def remote_search(api_url: str, timeout: float = 30.0) -> Iterator[SearchFunctio
 
 
 @contextmanager
-def local_search(index_root: Path, model: str = "") -> Iterator[SearchFunction]:
-    """Search the live snapshot under ``index_root`` in this process."""
+def local_search(settings: Settings) -> Iterator[SearchFunction]:
+    """Search the live snapshot under ``settings.index_dir`` in this process."""
     from indexer.embed import Embedder
     from indexer.store import IndexStore
     from search_api.searcher import Searcher
 
-    embedder = Embedder(model)
-    searcher = Searcher.open_live(IndexStore(index_root), embedder)
+    store = IndexStore(settings.index_dir)
+    embedder = Embedder.for_index(settings, store, export=False)
+    searcher = Searcher.open_live(store, embedder)
     try:
         embedder.warm_up()  # so took_ms reports the query, not the model loading
         yield searcher.search
@@ -47,8 +48,6 @@ def local_search(index_root: Path, model: str = "") -> Iterator[SearchFunction]:
         searcher.close()
 
 
-def open_search(
-    index_root: Path, api_url: str | None, model: str = ""
-) -> AbstractContextManager[SearchFunction]:
-    """Search ``api_url`` when given, else the index under ``index_root`` in this process."""
-    return remote_search(api_url) if api_url else local_search(index_root, model)
+def open_search(settings: Settings, api_url: str | None) -> AbstractContextManager[SearchFunction]:
+    """Search ``api_url`` when given, else the configured index in this process."""
+    return remote_search(api_url) if api_url else local_search(settings)

@@ -99,6 +99,7 @@ class LiveSearcher:
             if refusal is not None and self._clock() < refusal.retry_at:
                 return False
             try:
+                self.embedder.warm_up()  # the model file arrives with the first snapshot
                 searcher = Searcher(self.store.open_snapshot(snapshot_id), self.embedder)
             # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
             # unknown format), the server keeps serving what it has and says why, once.

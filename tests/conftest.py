@@ -69,8 +69,11 @@ def new_corpus(directory: Path, *extra: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    model = Embedder()
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
+    """The real model on the default (ONNX) runtime, exported once per session; builds link
+    the exported file into each index root they write."""
+    models = IndexStore(tmp_path_factory.mktemp("models"))
+    model = Embedder(model_file=models.model_file, export=True)
     model.warm_up()
     return model
 

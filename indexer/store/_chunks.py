@@ -129,18 +129,30 @@ def read_chunks_of(path: Path, sources: set[str]) -> dict[str, list[Chunk]]:
 class ChunkTable:
     """Typed reads from one snapshot's chunk database, shared by request threads.
 
-    One read-only connection; a lock keeps its use serial. The open handle keeps working even
-    after pruning deletes the directory."""
+    Each thread reads through its own read-only connection, so concurrent requests never
+    queue on one. Open handles keep working even after pruning deletes the directory."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self._db.execute("SELECT count(*) FROM chunks").fetchone()  # fail now, not mid-request
-        self._lock = threading.Lock()
+        self._uri = f"file:{path}?mode=ro"
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()  # guards _opened and closed
         self.closed = False
+        self._connection().execute("SELECT count(*) FROM chunks").fetchone()  # fail now
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            with self._lock:
+                if self.closed:
+                    raise sqlite3.ProgrammingError("the snapshot is closed")
+                db = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                self._opened.append(db)
+            self._local.db = db
+        return db
 
     def _all(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, parameters).fetchall()
+        return self._connection().execute(sql, parameters).fetchall()
 
     def _in_batches(
         self, sql: str, values: Sequence[object], before: Sequence[object] = ()
@@ -209,6 +221,9 @@ class ChunkTable:
         return spans
 
     def close(self) -> None:
+        """Close every thread's connection; callers make sure no read is still running."""
         with self._lock:
-            self._db.close()
             self.closed = True
+            opened, self._opened = self._opened, []
+        for db in opened:
+            db.close()

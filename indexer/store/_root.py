@@ -5,6 +5,7 @@ Layout::
     CURRENT                  id of the live snapshot (replaced atomically)
     snapshots/<id>/          vectors.faiss, chunks.sqlite, manifest.json (immutable)
     publish_log.jsonl        when each kept snapshot was published (prune's grace period)
+    models/<fingerprint>.onnx the exported model servers encode queries with
     embeddings.sqlite        the embedding cache, kept across builds
     build.lock               held by the one running build
 """
@@ -43,6 +44,7 @@ CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
 PUBLISH_LOG = "publish_log.jsonl"
 CACHE_FILE = "embeddings.sqlite"
+MODELS_DIR = "models"
 LOCK_FILE = "build.lock"
 DEFAULT_PRUNE_GRACE_SECONDS = 60.0
 
@@ -174,6 +176,10 @@ class IndexStore:
             yield
         finally:
             lock.release()
+
+    def model_file(self, fingerprint: str) -> Path:
+        """Where the exported ONNX model with this fingerprint lives (written by builds)."""
+        return self.root / MODELS_DIR / f"{fingerprint}.onnx"
 
     def embedding_cache(self, fingerprint: str) -> EmbeddingCache:
         return EmbeddingCache(self.root / CACHE_FILE, fingerprint)

@@ -1,0 +1,205 @@
+"""Benchmark queries: HTTP against the in-process torch floor, under load and during a rebuild.
+
+    python scripts/bench_query.py [--articles 200] [--clients 1,4,16] [--workers 1] [--json]
+
+Corpus: the seed files plus N BBC articles, built once with the default settings. Queries: the
+dev sets plus SciFact's test queries, each sent once per phase (the server restarts between
+phases, so no answer comes from its query cache). Every figure is measured in this one run on
+this machine, so ratios hold while absolute times drift with the machine's load.
+
+- floor: torch ``model.encode`` + FAISS flat search in this process, per query;
+- HTTP, 1 client: the default request (``GET /search?q=``), interleaved with the floor query by
+  query so both see the same load; p50/p95/p99; p50 per mode;
+- throughput at each client count: queries served per second, and per floor-time (x floor p50);
+- during a rebuild: p99 at 1 and 4 clients while ``python -m indexer build --full`` runs,
+  against the idle p99 of the same phase sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import httpx
+from benchlib import (
+    BBC,
+    ROOT,
+    benchmark_queries,
+    pick_articles,
+    print_table,
+    running_server,
+    summary_ms,
+    write_corpus,
+)
+
+from indexer.build import build_index
+from indexer.embed import Embedder
+from indexer.errors import run_command
+from indexer.settings import Settings
+from indexer.store import IndexStore
+from search_api.models import MODES
+
+
+def torch_floor(index: Path) -> Callable[[str], float]:
+    """Seconds for torch ``model.encode`` + FAISS flat search of one query (k=10)."""
+    embedder = Embedder(backend="torch")
+    snapshot = IndexStore(index).open_snapshot()
+    embedder.encode(["warm-up"])
+
+    def timed(query: str) -> float:
+        started = time.perf_counter()
+        snapshot.nearest(embedder.encode([query]), 10)
+        return time.perf_counter() - started
+
+    return timed
+
+
+def get(client: httpx.Client, query: str, mode: str | None = None) -> float:
+    params = {"q": query} if mode is None else {"q": query, "mode": mode}
+    started = time.perf_counter()
+    client.get("/search", params=params).raise_for_status()
+    return time.perf_counter() - started
+
+
+def under_load(url: str, queries: Sequence[str], clients: int) -> tuple[list[float], float]:
+    """Send every query once from ``clients`` threads; latencies and queries per second."""
+    latencies: list[float] = []
+    next_query = iter(queries)
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while True:
+                with lock:
+                    query = next(next_query, None)
+                if query is None:
+                    return
+                took = get(client, query)
+                with lock:
+                    latencies.append(took)
+
+    threads = [threading.Thread(target=client_loop) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def during_rebuild(
+    index: Path, seeds: Path, queries: Sequence[str], clients: int, server_args: Sequence[str]
+) -> list[float]:
+    """Latencies of the queries sent while a full rebuild of the same index runs."""
+    with running_server(index, *server_args) as url:
+        build = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "build", "--full", "--seeds", str(seeds),
+             "--index", str(index), "--json"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(3)  # past the build's start-up, into parsing and embedding
+            latencies, _ = under_load(url, queries, clients)
+            still_building = build.poll() is None
+        finally:
+            build.wait(timeout=1800)
+    if not still_building:
+        print("warning: the rebuild ended before the queries did", file=sys.stderr)
+    return latencies
+
+
+def bench(args: argparse.Namespace) -> int:
+    queries = benchmark_queries()
+    client_counts = [int(c) for c in args.clients.split(",")]
+    server_args = ["--workers", str(args.workers)] if args.workers > 1 else []
+    with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
+        seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
+        write_corpus(seeds, pick_articles(args.bbc, args.articles))
+        report = build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
+        floor = torch_floor(index)
+
+        floor_times, http_times = [], []
+        with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
+            get(client, "warm-up")
+            for query in queries:
+                floor_times.append(floor(query))
+                http_times.append(get(client, query))
+        floor_p50 = summary_ms(floor_times)["p50_ms"] / 1000
+
+        per_mode = {}
+        for mode in MODES:
+            with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
+                get(client, "warm-up", mode)
+                per_mode[mode] = summary_ms([get(client, q, mode) for q in queries])
+
+        load = {}
+        for clients in client_counts:
+            with running_server(index, *server_args) as url:
+                latencies, qps = under_load(url, queries, clients)
+            load[clients] = {**summary_ms(latencies), "qps": round(qps, 1),
+                             "x_floor": round(qps * floor_p50, 2)}  # fmt: skip
+
+        rebuild = {
+            clients: summary_ms(during_rebuild(index, seeds, queries, clients, server_args))
+            for clients in (1, 4)
+        }
+
+    http = summary_ms(http_times)
+    result = {
+        "chunks": report.chunks, "queries": len(queries), "workers": args.workers,
+        "floor": summary_ms(floor_times), "http": http,
+        "http_p50_over_floor_p50": round(http["p50_ms"] / (floor_p50 * 1000), 3),
+        "http_p99_over_p50": round(http["p99_ms"] / http["p50_ms"], 3),
+        "modes": per_mode, "load": load,
+        "rebuild_p99_over_idle_p99": {
+            c: round(rebuild[c]["p99_ms"] / load.get(c, {"p99_ms": http["p99_ms"]})["p99_ms"], 2)
+            for c in rebuild
+        },
+        "rebuild": rebuild,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    rows = [
+        ("corpus", f"{report.chunks} chunks, {len(queries)} distinct queries, {args.workers} worker(s)"),
+        ("torch floor", _ms(result["floor"])),
+        ("HTTP, 1 client", _ms(http)),
+        ("HTTP p50 / floor p50", f"{result['http_p50_over_floor_p50']:.2f}   (goal <= 0.5)"),
+        ("HTTP p99 / p50", f"{result['http_p99_over_p50']:.2f}   (goal <= 1.5)"),
+        *((f"mode {m}, 1 client", _ms(per_mode[m])) for m in MODES),
+        *((f"{c} clients", f"{_ms(load[c])}  {load[c]['qps']} q/s  x floor p50 {load[c]['x_floor']}")
+          for c in client_counts),
+        *((f"during rebuild, {c} clients", f"{_ms(rebuild[c])}  p99 / idle p99 "
+           f"{result['rebuild_p99_over_idle_p99'][c]:.2f}") for c in rebuild),
+    ]  # fmt: skip
+    print_table("bench_query", rows)
+    print(json.dumps(result))
+    return 0
+
+
+def _ms(summary: dict[str, float]) -> str:
+    return f"p50 {summary['p50_ms']:.2f} ms  p95 {summary['p95_ms']:.2f} ms  p99 {summary['p99_ms']:.2f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=200)
+    parser.add_argument("--bbc", type=Path, default=BBC)
+    parser.add_argument("--clients", default="1,4,16")
+    parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args()
+    return run_command(lambda: bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Benchmark start-up: the CLI search script, a no-op build and the server, against the time
+that importing sentence-transformers alone takes, measured side by side in one run.
+
+    python scripts/bench_startup.py [--articles 200] [--runs 3] [--json]
+
+Each command runs ``--runs`` times, alternating with the reference, and the medians are
+compared. The index (seed files + N BBC articles) is built once beforehand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchlib import BBC, ROOT, free_port, pick_articles, print_table, wait_healthy, write_corpus
+
+from indexer.build import build_index
+from indexer.errors import run_command
+from indexer.settings import Settings
+
+
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.perf_counter() - started
+
+
+def server_start(index: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds from starting ``python -m search_api`` to its first healthy answer."""
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
+        cwd=ROOT, env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", server)
+        return time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def bench(args: argparse.Namespace) -> int:
+    python = sys.executable
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
+        seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
+        write_corpus(seeds, pick_articles(args.bbc, args.articles))
+        build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
+        commands: dict[str, Callable[[], float]] = {
+            "import sentence_transformers": lambda: wall([python, "-c", "import sentence_transformers"]),
+            "scripts/search.py": lambda: wall(
+                [python, "scripts/search.py", "flood evacuations", "--index", str(index)]
+            ),
+            "indexer build, nothing to embed": lambda: wall(
+                [python, "-m", "indexer", "build", "--seeds", str(seeds), "--index", str(index)]
+            ),
+            "server start to healthy (onnx)": lambda: server_start(index),
+            "server start to healthy (torch)": lambda: server_start(
+                index, {"SEEDSEARCH_BACKEND": "torch"}
+            ),
+        }  # fmt: skip
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(args.runs):
+            for name, run in commands.items():
+                times[name].append(run())
+    medians = {name: round(statistics.median(values), 3) for name, values in times.items()}
+    reference = medians["import sentence_transformers"]
+    ratios = {name: round(value / reference, 3) for name, value in medians.items()}
+    result = {"runs": args.runs, "seconds": medians, "over_import_sentence_transformers": ratios}
+    if not args.json:
+        print_table(
+            f"bench_startup (median of {args.runs} runs; ratio to importing sentence-transformers)",
+            [(name, f"{medians[name]:6.2f} s   {ratios[name]:.3f}") for name in commands],
+        )
+    print(json.dumps(result))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=200)
+    parser.add_argument("--bbc", type=Path, default=BBC)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    args = parser.parse_args()
+    return run_command(lambda: bench(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

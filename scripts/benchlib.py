@@ -1,0 +1,119 @@
+"""Helpers the benchmark scripts share: the benchmark corpus, the query set, a live server."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BBC = SHARED / "corpora" / "bbc"
+SCIFACT = SHARED / "corpora" / "scifact"
+DEV_SETS = (SHARED / "eval" / "seed_dev_queries.jsonl", SHARED / "eval" / "bbc_dev_queries.jsonl")
+TOPICS = ("business", "entertainment", "politics", "sport", "tech")
+
+
+def pick_articles(bbc: Path, count: int) -> list[Path]:
+    """The first ``count`` BBC articles, taking the five topics in turn."""
+    per_topic = [sorted((bbc / topic).glob("*.txt")) for topic in TOPICS]
+    picked = [
+        files[i] for i in range(max(map(len, per_topic))) for files in per_topic if i < len(files)
+    ]
+    return picked[:count]
+
+
+def write_corpus(seeds: Path, articles: Sequence[Path]) -> None:
+    """A seeds folder: the project's seed files plus the given BBC articles."""
+    seeds.mkdir(parents=True, exist_ok=True)
+    for path in sorted((ROOT / "seeds").glob("*.txt")):
+        shutil.copy(path, seeds / path.name)
+    for path in articles:
+        shutil.copy(path, seeds / f"{path.parent.name}-{path.name}")
+
+
+def benchmark_queries() -> list[str]:
+    """The dev sets plus SciFact's test queries: distinct, in a fixed order."""
+    queries = [
+        json.loads(line)["query"]
+        for path in DEV_SETS
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    with (SCIFACT / "qrels" / "test.tsv").open(encoding="utf-8", newline="") as handle:
+        test_ids = {row["query-id"] for row in csv.DictReader(handle, delimiter="\t")}
+    with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as handle:
+        for line in handle:
+            query = json.loads(line)
+            if query["_id"] in test_ids:
+                queries.append(query["text"])
+    return list(dict.fromkeys(q.strip()[:500] for q in queries if q.strip()))
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def summary_ms(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(statistics.median(values) * 1000, 3),
+        "p95_ms": round(percentile(values, 0.95) * 1000, 3),
+        "p99_ms": round(percentile(values, 0.99) * 1000, 3),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_server(index: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``python -m search_api`` on a free loopback port, healthy, stopped afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index), *extra],
+        cwd=ROOT, env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 180) -> float:
+    """Poll /healthz until it answers 200; returns the seconds waited."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return time.perf_counter() - started
+        time.sleep(0.05)
+    raise SystemExit("server did not become healthy")
+
+
+def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")

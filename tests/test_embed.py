@@ -1,0 +1,133 @@
+"""The model on both runtimes: ONNX Runtime (default) against the torch reference, the
+fingerprint, and a query path that never imports torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SEED_FILE, new_corpus, run_python
+
+from indexer.build import build_index
+from indexer.chunk import ChunkingParams, chunk_articles
+from indexer.embed import Embedder
+from indexer.errors import EXIT_FAILURE
+from indexer.parse import parse_articles, read_source
+from indexer.settings import Settings
+from indexer.store import IndexStore
+from search_api.models import SearchRequest
+from search_api.searcher import Searcher
+
+HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
+
+
+def seed_chunk_texts(embedder: Embedder) -> list[str]:
+    text = read_source(SEED_FILE)
+    params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=False)
+    chunks = chunk_articles(
+        parse_articles(text), SEED_FILE.name, text, params, embedder.count_tokens
+    )
+    return [chunk.embed_text for chunk in chunks]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> Embedder:
+    return Embedder(backend="torch")
+
+
+def test_onnx_vectors_match_torch_on_every_seed_passage(
+    embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    texts = [*seed_chunk_texts(embedder), "flood evacuations", "Gaza"]
+    cosines = np.sum(embedder.encode(texts) * torch_embedder.encode(texts), axis=1)
+    assert embedder.backend == "onnx" and len(texts) == 48
+    assert cosines.min() >= 0.9999, cosines.min()
+
+
+def test_fp32_vectors_from_either_runtime_share_a_fingerprint_and_int8_does_not(
+    embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    assert embedder.fingerprint == torch_embedder.fingerprint
+    assert Embedder(precision="int8").fingerprint != embedder.fingerprint
+
+
+def test_an_index_built_on_torch_serves_on_onnx_without_re_embedding(
+    tmp_path: Path, embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    built = build_index(settings, embedder=torch_embedder)
+    assert IndexStore(settings.index_dir).model_file(embedder.fingerprint).is_file()
+    again = build_index(settings, embedder=embedder)
+    assert (again.published, again.embedded) == (False, 0)
+    searcher = Searcher.open_live(IndexStore(settings.index_dir), embedder)
+    try:
+        top = searcher.search(SearchRequest(query="flood evacuations", k=3, mode="dense"))
+    finally:
+        searcher.close()
+    assert top.snapshot == built.snapshot
+    assert any(r.text.startswith("Morocco has evacuated") for r in top.results)
+
+
+def test_int8_vectors_never_mix_with_fp32_ones(tmp_path: Path, embedder: Embedder) -> None:
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    build_index(settings, embedder=embedder)
+    int8 = build_index(settings.model_copy(update={"precision": "int8"}))
+    assert int8.published and int8.embedded == int8.chunks == 46  # nothing reused from fp32
+    manifest = IndexStore(settings.index_dir).manifest()
+    assert manifest.model_fingerprint == Embedder(precision="int8").fingerprint
+
+
+def imported_modules(*args: str, env: dict[str, str] | None = None) -> tuple[int, set[str]]:
+    """Run a command under a wrapper that reports which heavy modules it imported."""
+    wrapper = (
+        "import atexit, json, runpy, sys\n"
+        f"atexit.register(lambda: print(json.dumps([m for m in {HEAVY_MODULES!r} if m in sys.modules]), file=sys.stderr))\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__') if sys.argv[0].endswith('.py') else runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+    )
+    done = run_python("-c", wrapper, *args, env=env)
+    return done.returncode, set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_the_query_path_and_a_no_op_build_never_import_torch(seed_settings: Settings) -> None:
+    index = str(seed_settings.index_dir)
+    code, heavy = imported_modules("scripts/search.py", "flood evacuations", "--index", index)
+    assert code == 0 and heavy == set()
+    code, heavy = imported_modules(
+        "indexer", "build", "--seeds", str(seed_settings.seeds_dir), "--index", index, "--json"
+    )
+    assert code == 0 and heavy == set()
+
+
+def test_the_server_never_imports_torch(seed_settings: Settings) -> None:
+    app = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from indexer.settings import Settings\n"
+        "from search_api.app import create_app\n"
+        f"with TestClient(create_app(Settings(index_dir={str(seed_settings.index_dir)!r}))) as client:\n"
+        "    assert client.get('/search', params={'q': 'flood evacuations'}).json()['results']\n"
+    )
+    done = run_python(
+        "-c",
+        app
+        + "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_server_without_the_exported_model_says_so_and_exits_1(
+    seed_settings: Settings, tmp_path: Path
+) -> None:
+    root = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, root)
+    shutil.rmtree(root / "models")
+    done = run_python("-m", "search_api", "--index", str(root), "--port", "8")
+    assert done.returncode == EXIT_FAILURE
+    stderr = done.stderr.strip()
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1
+    assert "is missing: run python -m indexer build" in stderr
