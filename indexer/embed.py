@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from indexer.batching import QueryBatcher
 from indexer.encoders import OnnxEncoder, TorchEncoder, export_onnx, max_sequence_length
 from indexer.errors import ConfigurationError, ModelError, SeedsearchError
 from indexer.settings import Backend, Precision
@@ -30,6 +31,10 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 _SKIPPED_IN_FINGERPRINT = {"README.md", ".gitattributes"}
 QUERY_CACHE_SIZE = 1024
+# One query is a short input: one thread each encodes it about as fast as two, and concurrent
+# requests then run side by side instead of contending (README, Benchmarks). Builds encode
+# large batches and use every core.
+QUERY_THREADS = 1
 ModelFileFor = Callable[[str], Path]  # fingerprint -> where its exported ONNX file lives
 
 
@@ -151,10 +156,11 @@ class Embedder:
 
     @classmethod
     def for_index(cls, settings: Settings, store: IndexStore, *, export: bool) -> Embedder:
-        """The configured model, with its ONNX file under ``store``'s root."""
+        """The configured model for building ``store`` (``export``: may export the ONNX file)
+        or for querying it (one thread per query)."""
         return cls(
             settings.model, backend=settings.backend, precision=settings.precision,
-            model_file=store.model_file, export=export,
+            model_file=store.model_file, export=export, threads=0 if export else QUERY_THREADS,
         )  # fmt: skip
 
     @cached_property
@@ -181,7 +187,7 @@ class Embedder:
     @cached_property
     def _encoder(self) -> OnnxEncoder | TorchEncoder:
         if self.backend == "torch":
-            return TorchEncoder(self.local_path)
+            return TorchEncoder(self.local_path, self._threads)
         path = self.onnx_file
         if not path.is_file():
             if not self._export:
@@ -227,9 +233,14 @@ class Embedder:
 
     @functools.lru_cache(maxsize=QUERY_CACHE_SIZE)  # noqa: B019 - one Embedder lives per process
     def _cached_query(self, query: str) -> np.ndarray:
-        vector = self.encode([query])
+        vector = self._batcher.encode_one(query)
         vector.setflags(write=False)
         return vector
+
+    @cached_property
+    def _batcher(self) -> QueryBatcher:
+        # Concurrent requests' queries share encode calls, one lane per core.
+        return QueryBatcher(self.encode, lanes=os.cpu_count() or 1)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""

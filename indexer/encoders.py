@@ -88,9 +88,12 @@ class OnnxEncoder:
 class TorchEncoder:
     """sentence-transformers on torch: the reference the ONNX path is checked against."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, threads: int = 0) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
 
+        if threads:
+            torch.set_num_threads(threads)
         try:
             self._model: SentenceTransformer = SentenceTransformer(str(model_dir), device="cpu")
         except (OSError, ValueError) as error:

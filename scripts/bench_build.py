@@ -1,14 +1,16 @@
-"""Benchmark the build: full build over raw model.encode, and add-one-file rebuild over full.
+"""Benchmark the build against raw torch encoding of the same texts, in one run.
 
-    python scripts/bench_build.py [--articles 200] [--bbc ../shared/corpora/bbc]
+    python scripts/bench_build.py [--articles 200] [--bbc ../shared/corpora/bbc] [--json]
 
-Corpus: the seed file plus the first N BBC articles (spread over the five topics). All figures
+Corpus: the seed files plus the first N BBC articles (spread over the five topics). All figures
 come from one run on one machine, so the ratios hold even though absolute times are noisy here.
-The floor is raw `model.encode` on the very same embedded texts, with the model loaded.
-Builds are measured twice:
-- in-process, with the model already loaded (what `POST /admin/reindex` does);
-- as `python -m indexer build` subprocesses: what a user waits for at the shell, including the
-  fixed cost of starting Python and importing torch and sentence-transformers.
+
+- reference: a process that loads the model with sentence-transformers (torch) and encodes the
+  very texts the build embeds;
+- CLI full builds: ``python -m indexer build --full`` as a user runs it, on ONNX Runtime fp32
+  (the default), int8 and torch; each after a first build, so the exported model is in place;
+- CLI add-one-file: ``python -m indexer build`` after adding one article, over the full build;
+- in-process builds with the model loaded (what ``POST /admin/reindex`` does).
 """
 
 from __future__ import annotations
@@ -23,101 +25,114 @@ import tempfile
 import time
 from pathlib import Path
 
-from indexer.build import build_index, seed_files
-from indexer.chunk import ChunkingParams, chunk_articles
+from benchlib import BBC, ROOT, pick_articles, print_table, write_corpus
+
+from indexer.build import build_index
 from indexer.embed import Embedder
 from indexer.errors import run_command
-from indexer.parse import SourceError, parse_articles, read_source
 from indexer.settings import Settings
+from indexer.store import IndexStore
 
-ROOT = Path(__file__).resolve().parents[1]
-TOPICS = ("business", "entertainment", "politics", "sport", "tech")
-
-
-def pick_articles(bbc: Path, count: int) -> list[Path]:
-    per_topic = [sorted((bbc / topic).glob("*.txt")) for topic in TOPICS]
-    picked = [
-        files[i] for i in range(max(map(len, per_topic))) for files in per_topic if i < len(files)
-    ]
-    return picked[: count + 1]  # one spare: the file added in the incremental run
+REFERENCE = """
+import json, sys, time
+from sentence_transformers import SentenceTransformer
+from indexer.embed import packaged_model_path
+texts = json.load(open(sys.argv[1]))
+SentenceTransformer(str(packaged_model_path()), device="cpu").encode(texts, batch_size=32)
+"""
 
 
-def embed_texts(seeds: Path, embedder: Embedder) -> list[str]:
-    params = ChunkingParams(embedder.max_tokens, Settings().embed_title)
-    texts = []
-    for path in seed_files(seeds):
-        try:
-            text = read_source(path)
-        except SourceError:
-            continue
-        chunks = chunk_articles(
-            parse_articles(text), path.name, text, params, embedder.count_tokens
-        )
-        texts += [chunk.embed_text for chunk in chunks]
-    return list(dict.fromkeys(texts))
-
-
-def timed_cli_build(seeds: Path, index: Path) -> tuple[float, dict[str, object]]:
+def wall(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "indexer", "build", "--seeds", str(seeds), "--index", str(index), "--json"],
-        cwd=ROOT, capture_output=True, text=True, check=True, env=os.environ.copy(),
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
+        capture_output=True, text=True,
     )  # fmt: skip
-    return time.perf_counter() - started, json.loads(done.stdout)
+    return time.perf_counter() - started, done.stdout
 
 
-def bench() -> int:
+def cli_build(seeds: Path, index: Path, *flags: str, env: dict[str, str] | None = None) -> float:
+    command = [
+        sys.executable,
+        "-m",
+        "indexer",
+        "build",
+        "--seeds",
+        str(seeds),
+        "--index",
+        str(index),
+    ]
+    seconds, _ = wall([*command, "--json", *flags], env)
+    return seconds
+
+
+def bench(args: argparse.Namespace) -> int:
+    articles = pick_articles(args.bbc, args.articles + 1)
+    spare = articles.pop()  # added in the incremental run
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
+        seeds = Path(scratch) / "seeds"
+        write_corpus(seeds, articles)
+        # The texts the build embeds, straight from a snapshot of this corpus.
+        first = Settings(seeds_dir=seeds, index_dir=Path(scratch) / "fp32")
+        report = build_index(first, notify=lambda m: None)
+        texts = list(dict.fromkeys(IndexStore(first.index_dir).open_snapshot().embedded_texts()))
+        texts_file = Path(scratch) / "texts.json"
+        texts_file.write_text(json.dumps(texts))
+        int8_index = Path(scratch) / "int8"
+        cli_build(seeds, int8_index, env={"SEEDSEARCH_PRECISION": "int8"})  # exports int8
+
+        reference, _ = wall([sys.executable, "-c", REFERENCE, str(texts_file)])
+        full = cli_build(seeds, first.index_dir, "--full")
+        full_int8 = cli_build(seeds, int8_index, "--full", env={"SEEDSEARCH_PRECISION": "int8"})
+        full_torch = cli_build(
+            seeds, first.index_dir, "--full", env={"SEEDSEARCH_BACKEND": "torch"}
+        )
+        shutil.copy(spare, seeds / f"added-{spare.name}")
+        added = cli_build(seeds, first.index_dir)
+
+        embedder = Embedder(model_file=IndexStore(first.index_dir).model_file, export=False)
+        embedder.warm_up()
+        in_process = Settings(seeds_dir=seeds, index_dir=Path(scratch) / "in-process")
+        build_index(in_process, embedder=embedder, notify=lambda m: None)
+        started = time.perf_counter()
+        build_index(in_process, embedder=embedder, full=True, notify=lambda m: None)
+        in_process_full = time.perf_counter() - started
+
+    result = {
+        "chunks": report.chunks, "texts": len(texts),
+        "seconds": {"torch_reference": round(reference, 2), "cli_full_onnx": round(full, 2),
+                    "cli_full_int8": round(full_int8, 2), "cli_full_torch": round(full_torch, 2),
+                    "cli_add_one_file": round(added, 2), "in_process_full_onnx": round(in_process_full, 2)},
+        "cli_full_onnx_over_reference": round(full / reference, 3),
+        "cli_full_int8_over_reference": round(full_int8 / reference, 3),
+        "cli_full_torch_over_reference": round(full_torch / reference, 3),
+        "cli_add_one_over_cli_full": round(added / full, 3),
+    }  # fmt: skip
+    if not args.json:
+        seconds = result["seconds"]
+        assert isinstance(seconds, dict)
+        print_table(f"bench_build: seeds + {len(articles)} BBC articles, {len(texts)} texts", [
+            ("torch reference (load + encode)", f"{seconds['torch_reference']:7.1f} s"),
+            ("CLI full build, onnx fp32", f"{full:7.1f} s   / reference {result['cli_full_onnx_over_reference']:.3f}  (goal <= 0.85)"),
+            ("CLI full build, onnx int8", f"{full_int8:7.1f} s   / reference {result['cli_full_int8_over_reference']:.3f}  (goal <= 0.5 if quality holds)"),
+            ("CLI full build, torch", f"{full_torch:7.1f} s   / reference {result['cli_full_torch_over_reference']:.3f}"),
+            ("CLI add one file", f"{added:7.1f} s   / CLI full {result['cli_add_one_over_cli_full']:.3f}  (goal <= 0.10)"),
+            ("in-process full build, onnx", f"{in_process_full:7.1f} s"),
+        ])  # fmt: skip
+    print(json.dumps(result))
+    return 0
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--articles", type=int, default=200)
-    parser.add_argument("--bbc", type=Path, default=ROOT.parent / "shared" / "corpora" / "bbc")
+    parser.add_argument("--bbc", type=Path, default=BBC)
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
-    articles = pick_articles(args.bbc, args.articles)
-    spare = articles.pop()
-    with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
-        seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
-        seeds.mkdir()
-        for path in [*sorted((ROOT / "seeds").glob("*.txt")), *articles]:
-            shutil.copy(path, seeds / f"{path.parent.name}-{path.name}")
-
-        embedder = Embedder()
-        texts = embed_texts(seeds, embedder)
-        embedder.encode(["warm-up"])
-        started = time.perf_counter()
-        embedder.encode(texts)
-        raw = time.perf_counter() - started
-
-        settings = Settings(seeds_dir=seeds, index_dir=Path(scratch) / "in-process")
-        started = time.perf_counter()
-        build_index(settings, embedder=embedder, notify=lambda message: None)
-        full = time.perf_counter() - started
-        cli_full, cli_full_report = timed_cli_build(seeds, index)
-
-        shutil.copy(spare, seeds / f"added-{spare.name}")
-        started = time.perf_counter()
-        added_report = build_index(settings, embedder=embedder, notify=lambda message: None)
-        added = time.perf_counter() - started
-        cli_added, cli_added_report = timed_cli_build(seeds, index)
-
-    print(f"corpus: seeds + {len(articles)} BBC articles, {len(texts)} unique chunk texts")
-    print(f"raw model.encode               {raw:7.1f} s  ({len(texts) / raw:.1f} chunks/s)")
-    print(f"full build, in-process         {full:7.1f} s")
-    print(f"add-one-file, in-process       {added:7.1f} s  (embedded {added_report.embedded})")
-    print(
-        f"full build, CLI                {cli_full:7.1f} s  (embedded {cli_full_report['embedded']})"
-    )
-    print(
-        f"add-one-file, CLI              {cli_added:7.1f} s  (embedded {cli_added_report['embedded']})"
-    )
-    print(f"in-process: full / raw encode  {full / raw:7.3f}   (goal <= 1.15)")
-    print(f"in-process: add one / full     {added / full:7.3f}   (goal <= 0.15)")
-    print(f"CLI:        full / raw encode  {cli_full / raw:7.3f}")
-    print(
-        f"CLI:        add one / full     {cli_added / cli_full:7.3f}   (start-up is a fixed cost)"
-    )
-    return 0
+    return run_command(lambda: bench(args))
 
 
 if __name__ == "__main__":
-    sys.exit(run_command(bench))
+    sys.exit(main())

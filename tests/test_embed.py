@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,12 @@ def test_a_server_without_the_exported_model_says_so_and_exits_1(
     stderr = done.stderr.strip()
     assert "Traceback" not in stderr and len(stderr.splitlines()) == 1
     assert "is missing: run python -m indexer build" in stderr
+
+
+def test_concurrent_queries_get_the_vectors_they_would_get_alone(embedder: Embedder) -> None:
+    texts = [f"flood evacuations along river {n}" for n in range(24)]
+    alone = embedder.encode(texts)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        together = list(pool.map(embedder.encode_query, texts))
+    cosines = [float(np.dot(a, b[0])) for a, b in zip(alone, together, strict=True)]
+    assert min(cosines) >= 0.9999

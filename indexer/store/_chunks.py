@@ -170,6 +170,9 @@ class ChunkTable:
         )
         return {int(r[0]): _chunk(r[1:]) for r in found}
 
+    def embedded_texts(self) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT embed_text FROM chunks ORDER BY row")]
+
     def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
         found = self._in_batches(
             "SELECT row, article_id FROM chunks WHERE row IN ({marks})", row_ids

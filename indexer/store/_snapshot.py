@@ -75,6 +75,10 @@ class Snapshot:
     def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
         return self._chunks.rows(row_ids)
 
+    def embedded_texts(self) -> list[str]:
+        """The text each vector was computed from, in row order."""
+        return self._chunks.embedded_texts()
+
     def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
         return self._chunks.article_ids(row_ids)
 
