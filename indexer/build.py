@@ -27,7 +27,7 @@ from indexer.store import (
     IndexStore,
     Manifest,
     SourceFile,
-    choose_index_type,
+    choose_index,
     new_snapshot_id,
 )
 
@@ -197,13 +197,19 @@ def build_index(
         if not corpus.files:
             reasons = "; ".join(f"{e.file}: {e.error}" for e in corpus.errors) or "no files"
             raise BuildError(f"nothing to index in {settings.seeds_dir} ({reasons})")
+        index = choose_index(
+            len(corpus.chunks), flat_limit=settings.exact_search_limit,
+            hnsw_limit=settings.graph_search_limit, index_type=settings.index_type,
+            params=settings.index_params,
+        )  # fmt: skip
         manifest = Manifest(
             snapshot_id=new_snapshot_id(),
             model_name=embedder.name,
             model_fingerprint=embedder.fingerprint,
             dimension=0,
             chunking=asdict(params),
-            index_type=choose_index_type(len(corpus.chunks), settings.exact_search_limit),
+            index_type=index.type,
+            index_params=dict(index.params),
             files=corpus.files,
             articles=corpus.articles,
             chunks=len(corpus.chunks),

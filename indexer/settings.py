@@ -13,6 +13,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from indexer.errors import ConfigurationError
+from indexer.store._manifest import FLAT_LIMIT, HNSW_LIMIT, IndexParam, IndexType
 
 ENV_PREFIX = "SEEDSEARCH_"
 # Where vectors are computed: ONNX Runtime (default, no torch at query time) or torch (the
@@ -38,8 +39,13 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     # Prepend the headline to each passage's embedded text. Off: it measured worse (README).
     embed_title: bool = False
-    # Above this many chunks the build switches from exact to approximate (HNSW) search.
-    exact_search_limit: int = Field(default=1_000_000, ge=1)
+    # The vector index follows the corpus size (README, Scale): exact search up to
+    # exact_search_limit chunks, an HNSW graph up to graph_search_limit, compressed inverted
+    # lists (IVF) above. index_type and index_params (JSON) override the choice.
+    exact_search_limit: int = Field(default=FLAT_LIMIT, ge=1)
+    graph_search_limit: int = Field(default=HNSW_LIMIT, ge=1)
+    index_type: IndexType | None = None
+    index_params: dict[str, IndexParam] = Field(default_factory=dict)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)
     # A replaced snapshot stays at least this long after it was published, so a server still

@@ -166,3 +166,13 @@ def test_evaluate_builds_a_beir_folder_into_an_empty_index(tmp_path: Path) -> No
     [report] = json.loads(done.stdout)
     assert report["queries"] == 1 and report["ndcg_at_10"] == 1.0
     assert IndexStore(index).manifest().corpus == corpus_label(tmp_path / "bench")
+
+
+def test_index_settings_come_from_the_environment_as_json(tmp_path: Path) -> None:
+    args = ["-m", "indexer", "build", "--seeds", str(new_corpus(tmp_path / "seeds"))]
+    done = run_python(
+        *args, "--index", str(tmp_path / "index"),
+        env={"SEEDSEARCH_INDEX_TYPE": "flat", "SEEDSEARCH_INDEX_PARAMS": '{"nprobe": 4}'},
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE
+    assert "flat index has no parameter nprobe" in one_line_error(done)

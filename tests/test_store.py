@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, HashEmbedder, new_corpus
 
 from indexer.build import build_index
-from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
+from indexer.errors import BuildLockedError, ConfigurationError, NoSnapshotError, SnapshotError
 from indexer.settings import Settings
 from indexer.store import ChunkFilter, IndexStore
 
@@ -121,3 +121,22 @@ def test_only_the_store_speaks_sql() -> None:
         if statement.search(line)
     ]
     assert outside == []
+
+
+def test_the_index_type_and_its_parameters_can_be_overridden(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, index_type="ivf", index_params={"nprobe": 4})
+    build_index(settings, embedder=HashEmbedder())
+    manifest = IndexStore(settings.index_dir).manifest()
+    assert manifest.index_type == "ivf" and manifest.index_params["nprobe"] == 4
+    snapshot = IndexStore(settings.index_dir).open_snapshot()
+    try:
+        vector = HashEmbedder().encode(["Stay indoors."])
+        assert len(snapshot.nearest(vector, 10)) == 10
+    finally:
+        snapshot.close()
+
+
+def test_an_unknown_index_parameter_is_a_configuration_error(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, index_type="hnsw", index_params={"nprobe": 4})
+    with pytest.raises(ConfigurationError, match="hnsw index has no parameter nprobe"):
+        build_index(settings, embedder=HashEmbedder())

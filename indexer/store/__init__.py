@@ -7,27 +7,37 @@ embedding cache, publish and prune); ``Snapshot`` is one published snapshot open
 from indexer.store._cache import EmbeddingCache
 from indexer.store._chunks import ChunkFilter
 from indexer.store._manifest import (
+    FLAT_LIMIT,
+    HNSW_LIMIT,
     INDEX_TYPES,
     FileError,
+    IndexParam,
+    IndexSpecError,
     IndexType,
     Manifest,
     SourceFile,
-    choose_index_type,
+    VectorIndexSpec,
+    choose_index,
 )
 from indexer.store._root import IndexStore, new_snapshot_id, snapshots_to_prune
 from indexer.store._snapshot import Snapshot
 
 __all__ = [
+    "FLAT_LIMIT",
+    "HNSW_LIMIT",
     "INDEX_TYPES",
     "ChunkFilter",
     "EmbeddingCache",
     "FileError",
+    "IndexParam",
+    "IndexSpecError",
     "IndexStore",
     "IndexType",
     "Manifest",
     "Snapshot",
     "SourceFile",
-    "choose_index_type",
+    "VectorIndexSpec",
+    "choose_index",
     "new_snapshot_id",
     "snapshots_to_prune",
 ]

@@ -190,7 +190,7 @@ class IndexStore:
         """Write a complete snapshot directory and fsync it; it is not live until published."""
         directory = self._snapshot_dir(manifest.snapshot_id)
         directory.mkdir(parents=True)
-        write_vectors(directory / VECTORS_FILE, vectors, manifest.index_type)
+        write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
         write_chunks(directory / CHUNKS_FILE, chunks)
         (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         for name in SNAPSHOT_FILES:

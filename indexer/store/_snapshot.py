@@ -37,7 +37,7 @@ class Snapshot:
                 f"snapshot {directory.name} holds the manifest of {self.manifest.snapshot_id}"
             )
         try:
-            self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index_type)
+            self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._chunks = ChunkTable(directory / CHUNKS_FILE)
         except (OSError, RuntimeError, sqlite3.Error) as error:  # FAISS raises RuntimeError
             raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
