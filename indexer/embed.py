@@ -144,6 +144,7 @@ class Embedder:
         model_file: ModelFileFor | None = None,
         export: bool = True,
         threads: int = 0,
+        lanes: int | None = None,
     ) -> None:
         if backend == "torch" and precision != "fp32":
             raise ConfigurationError("SEEDSEARCH_PRECISION=int8 needs SEEDSEARCH_BACKEND=onnx")
@@ -153,6 +154,8 @@ class Embedder:
         self._model_file = model_file
         self._export = export
         self._threads = threads
+        # Concurrent queries share encode calls, one lane per core this process may use.
+        self._lanes = lanes or os.cpu_count() or 1
 
     @classmethod
     def for_index(cls, settings: Settings, store: IndexStore, *, export: bool) -> Embedder:
@@ -161,6 +164,7 @@ class Embedder:
         return cls(
             settings.model, backend=settings.backend, precision=settings.precision,
             model_file=store.model_file, export=export, threads=0 if export else QUERY_THREADS,
+            lanes=max(1, (os.cpu_count() or 1) // settings.workers),
         )  # fmt: skip
 
     @cached_property
@@ -239,8 +243,7 @@ class Embedder:
 
     @cached_property
     def _batcher(self) -> QueryBatcher:
-        # Concurrent requests' queries share encode calls, one lane per core.
-        return QueryBatcher(self.encode, lanes=os.cpu_count() or 1)
+        return QueryBatcher(self.encode, lanes=self._lanes)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""

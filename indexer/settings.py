@@ -6,6 +6,7 @@ defaults.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ class Settings(BaseSettings):
     precision: Precision = "fp32"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Server processes over the one index root; each loads the model and maps the snapshot.
+    workers: int = Field(default=1, ge=1, le=64)
     # No key disables POST /admin/reindex.
     api_key: SecretStr | None = None
     # Prepend the headline to each passage's embedded text. Off: it measured worse (README).
@@ -77,3 +80,16 @@ def settings_from_flags(**flags: Any) -> Settings:
             origin = flag_name(field) if field in given else ENV_PREFIX + field.upper()
             problems.append(f"{origin}: {item['msg']}")
         raise ConfigurationError(f"invalid configuration: {'; '.join(problems)}") from None
+
+
+def settings_to_environment(settings: Settings) -> dict[str, str]:
+    """``SEEDSEARCH_*`` variables that rebuild these settings in another process."""
+    values = settings.model_dump(mode="json", exclude={"api_key"})
+    environment = {
+        ENV_PREFIX + name.upper(): value if isinstance(value, str) else json.dumps(value)
+        for name, value in values.items()
+        if value is not None
+    }
+    if settings.api_key is not None:
+        environment[ENV_PREFIX + "API_KEY"] = settings.api_key.get_secret_value()
+    return environment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import uvicorn
 
 from indexer.embed import Embedder
 from indexer.errors import run_command
-from indexer.settings import settings_from_flags
+from indexer.settings import settings_from_flags, settings_to_environment
 from indexer.store import IndexStore
 from search_api.app import create_app
 
@@ -25,19 +26,29 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", type=Path, help="seeds folder for /admin/reindex (default: seeds)"
     )
     parser.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
+    parser.add_argument("--workers", type=int, help="server processes (default: 1)")
     return parser
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from_flags(
-        host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, model=args.model
-    )
+        host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds,
+        model=args.model, workers=args.workers,
+    )  # fmt: skip
     store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
     embedder = Embedder.for_index(settings, store, export=False)
     if store.current_id() is not None:
         embedder.warm_up()  # a bad model, or a missing exported file, is named before serving
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    uvicorn.run(create_app(settings, embedder), host=settings.host, port=settings.port)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, embedder), host=settings.host, port=settings.port)
+        return 0
+    # Worker processes build their own app from the environment: hand them the flags there.
+    os.environ.update(settings_to_environment(settings))
+    uvicorn.run(
+        "search_api.app:create_app", factory=True, workers=settings.workers,
+        host=settings.host, port=settings.port,
+    )  # fmt: skip
     return 0
 
 

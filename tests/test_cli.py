@@ -14,7 +14,7 @@ from conftest import HashEmbedder, new_corpus, run_python
 from indexer.build import build_index
 from indexer.embed import Embedder, packaged_model_path
 from indexer.errors import EXIT_FAILURE, EXIT_USAGE, ModelError, UsageError
-from indexer.settings import Settings
+from indexer.settings import Settings, settings_to_environment
 from indexer.store import IndexStore
 from search_api.beir import check_beir_index, corpus_label
 
@@ -176,3 +176,15 @@ def test_index_settings_come_from_the_environment_as_json(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == EXIT_USAGE
     assert "flat index has no parameter nprobe" in one_line_error(done)
+
+
+def test_settings_travel_to_worker_processes_through_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(
+        index_dir=tmp_path / "index", port=9001, workers=2, api_key="key",  # type: ignore[arg-type]
+        index_params={"nprobe": 8}, index_type="ivf", precision="int8",
+    )  # fmt: skip
+    for name, value in settings_to_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == settings

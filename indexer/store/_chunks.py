@@ -193,9 +193,10 @@ class ChunkTable:
         if match is None:
             return []
         condition, parameters = chunk_filter.sql()
+        # The join only serves filters; without one it doubles the statement's time.
+        join = " JOIN chunks ON chunks.row = chunks_fts.rowid" if chunk_filter.active else ""
         found = self._all(
-            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) FROM chunks_fts"
-            " JOIN chunks ON chunks.row = chunks_fts.rowid"
+            f"SELECT chunks_fts.rowid, -bm25(chunks_fts, {BM25_WEIGHTS}) FROM chunks_fts{join}"
             f" WHERE chunks_fts MATCH ? AND {condition}"
             f" ORDER BY bm25(chunks_fts, {BM25_WEIGHTS}) LIMIT ?",
             [match, *parameters, depth],
