@@ -1,4 +1,5 @@
-"""Answer queries from one snapshot: dense (FAISS), lexical (FTS5 bm25) or hybrid (RRF)."""
+"""Answer queries from one snapshot: dense (FAISS), lexical (FTS5 bm25) or hybrid (both,
+fused by score with a query-adaptive weight)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from search_api.models import (
     SearchResult,
     Stats,
 )
-from search_api.ranking import collapse_by, query_terms, reciprocal_rank_fusion
+from search_api.ranking import collapse_by, convex_fusion, lexical_weight, query_terms
 
 RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
 MIN_CANDIDATES = 100
@@ -117,8 +118,16 @@ class Searcher:
         if mode == "lexical":
             return self.snapshot.lexical(query_terms(query), depth, chunk_filter)
         allowed = self.snapshot.rows_passing(chunk_filter)
-        dense = self.snapshot.nearest(self._embedder.encode_query(query), depth, allowed)
+        vector = self._embedder.encode_query(query)
+        dense = self.snapshot.nearest(vector, depth, allowed)
         if mode == "dense":
             return dense
-        lexical = self.snapshot.lexical(query_terms(query), depth, chunk_filter)
-        return reciprocal_rank_fusion([[row for row, _ in dense], [row for row, _ in lexical]])
+        terms = query_terms(query)
+        lexical = self.snapshot.lexical(terms, depth, chunk_filter)
+        cosines = dict(dense)
+        # Passages only the lexical list found are scored exactly, so every candidate is fused
+        # on the same two signals.
+        cosines.update(
+            self.snapshot.similarities(vector, [r for r, _ in lexical if r not in cosines])
+        )
+        return convex_fusion(cosines, lexical, lexical_weight(terms))

@@ -252,9 +252,7 @@ def test_several_worker_processes_serve_one_index(seed_settings_copy: Path) -> N
         url = f"http://127.0.0.1:{port}"
         wait_until_healthy(url, process, Path(os.devnull))
         with httpx.Client(base_url=url, timeout=30) as client:
-            answers = [
-                client.get("/search", params={"q": f"flood evacuations {n}"}) for n in range(8)
-            ]
+            answers = [client.get("/search", params={"q": "flood evacuations"}) for _ in range(8)]
         assert {a.status_code for a in answers} == {200}
         assert all(a.json()["results"][0]["title"].startswith("Morocco") for a in answers)
     finally:

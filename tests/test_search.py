@@ -15,7 +15,14 @@ from indexer.settings import Settings
 from indexer.store import IndexStore
 from indexer.store._chunks import match_expression, parse_highlighted
 from search_api.models import Filters, SearchRequest
-from search_api.ranking import collapse_by, query_terms, reciprocal_rank_fusion
+from search_api.ranking import (
+    LEXICAL_WEIGHT_LONG,
+    LEXICAL_WEIGHT_SHORT,
+    collapse_by,
+    convex_fusion,
+    lexical_weight,
+    query_terms,
+)
 from search_api.searcher import Searcher
 
 FLOOD_LEAD = "Morocco has evacuated more than 50,000 people"
@@ -129,10 +136,18 @@ def test_fts_query_quotes_words_and_drops_stopwords() -> None:
     assert match_expression(query_terms("?!")) is None
 
 
-def test_reciprocal_rank_fusion_rewards_agreement() -> None:
-    fused = reciprocal_rank_fusion([[1, 2, 3], [2, 4, 5]])
-    assert [item for item, _ in fused] == [2, 1, 4, 3, 5]
-    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+def test_convex_fusion_adds_the_normalised_lexical_score_to_the_cosine() -> None:
+    cosines = {1: 0.50, 2: 0.45, 3: 0.30}
+    fused = convex_fusion(cosines, [(3, 8.0), (2, 4.0)], weight=0.2)
+    assert [row for row, _ in fused] == [2, 1, 3]  # 0.55, 0.50 (tie with 3 broken by cosine)
+    assert dict(fused)[3] == pytest.approx(0.30 + 0.2)
+    assert convex_fusion(cosines, [], weight=2.0) == sorted(cosines.items(), key=lambda p: -p[1])
+
+
+def test_keyword_queries_lean_on_lexical_matches_and_questions_on_meaning() -> None:
+    assert lexical_weight(query_terms("flood evacuations")) == LEXICAL_WEIGHT_SHORT
+    question = "what led the TV watchdog to scrutinise the music channel?"
+    assert lexical_weight(query_terms(question)) == LEXICAL_WEIGHT_LONG < LEXICAL_WEIGHT_SHORT
 
 
 def test_collapse_keeps_the_best_of_each_group() -> None:
@@ -146,9 +161,3 @@ def test_highlight_markers_become_offsets() -> None:
     text, spans = parse_highlighted("a \ue000flood\ue001 and \ue000dam\ue001")
     assert text == "a flood and dam"
     assert [text[start:end] for start, end in spans] == ["flood", "dam"]
-
-
-def test_fusion_ties_go_to_the_better_single_rank_then_the_dense_list() -> None:
-    fused = reciprocal_rank_fusion([[7, 1], [8, 9, 1]])
-    assert [item for item, _ in fused][:3] == [1, 7, 8]
-    assert [item for item, _ in reciprocal_rank_fusion([[5], [3]])] == [5, 3]

@@ -188,3 +188,10 @@ def test_a_manifest_from_before_index_parameters_loads_with_the_defaults() -> No
     # ... and holds the same content as one built today with the default parameters.
     rebuilt = replace(manifest, index_params=dict(choose_index(100_000, index_type="hnsw").params))
     assert manifest.same_content(rebuilt)
+
+
+def test_ivf_scans_more_lists_on_smaller_corpora_within_bounds() -> None:
+    assert choose_index(1_000_000, index_type="ivf").params["nprobe"] == 256
+    assert choose_index(10_000_000, index_type="ivf").params["nprobe"] == 82
+    assert choose_index(100_000_000, index_type="ivf").params["nprobe"] == 32
+    assert choose_index(10_000_000, index_type="ivf", params={"nprobe": 8}).params["nprobe"] == 8

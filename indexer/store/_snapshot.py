@@ -62,6 +62,10 @@ class Snapshot:
         """Rows closest to a query vector, best first (among ``allowed`` rows when given)."""
         return self._vectors.nearest(vector, depth, allowed)
 
+    def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
+        """Exact cosine of a query vector to each given row."""
+        return self._vectors.similarities(vector, rows)
+
     def lexical(
         self, terms: Sequence[str], depth: int, chunk_filter: ChunkFilter = NO_FILTER
     ) -> list[tuple[int, float]]:

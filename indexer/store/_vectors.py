@@ -129,6 +129,14 @@ class VectorIndex:
             faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
+    def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
+        """The inner product of ``vector`` with each row's stored vector."""
+        if not rows:
+            return {}
+        ids = np.asarray(rows, dtype=np.int64)
+        scores = self._index.reconstruct_batch(ids) @ vector[0]
+        return {int(row): float(score) for row, score in zip(ids, scores, strict=True)}
+
     def _filtered(self, allowed: Sequence[int], depth: int) -> Any:
         """Search parameters keeping only ``allowed`` rows, with the beam (efSearch, nprobe)
         widened by the filter's selectivity so about as many allowed rows are visited as an
