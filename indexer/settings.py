@@ -21,6 +21,8 @@ ENV_PREFIX = "SEEDSEARCH_"
 # reference). Both give interchangeable fp32 vectors; int8 vectors are another model.
 Backend = Literal["onnx", "torch"]
 Precision = Literal["fp32", "int8"]
+# Every dev query's best passage scores at least 0.33; most off-topic queries score below 0.30.
+DEFAULT_NO_MATCH_THRESHOLD = 0.30
 # Flags whose name is not the field's name with dashes.
 _FLAG_NAMES = {"seeds_dir": "--seeds", "index_dir": "--index"}
 
@@ -49,6 +51,9 @@ class Settings(BaseSettings):
     graph_search_limit: int = Field(default=HNSW_LIMIT, ge=1)
     index_type: IndexType | None = None
     index_params: dict[str, IndexParam] = Field(default_factory=dict)
+    # A query whose best passage has a lower cosine than this gets no results and a note, in
+    # every mode (0 turns the check off; an explicit min_score replaces it). README, Quality.
+    no_match_threshold: float = Field(default=DEFAULT_NO_MATCH_THRESHOLD, ge=0, le=1)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)
     # A replaced snapshot stays at least this long after it was published, so a server still

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from indexer.build import build_index
-from indexer.errors import run_command
+from indexer.errors import UsageError, run_command
 from indexer.settings import settings_from_flags
 from indexer.store import IndexStore
 from search_api.beir import (
@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--queries", type=Path, help="JSONL: query, relevant")
     what.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR-style benchmark folder")
     parser.add_argument("--split", default="test", help="qrels split for --beir (default: test)")
+    parser.add_argument(
+        "--off-topic", type=Path, metavar="FILE",
+        help="queries no article answers, one a line: measures the 'no good match' decision",
+    )  # fmt: skip
     parser.add_argument("--mode", choices=[*MODES, "all"], default="all")
     parser.add_argument("--json", action="store_true", help="print the reports as JSON")
     where = parser.add_mutually_exclusive_group()
@@ -71,6 +75,14 @@ def format_table(reports: list[Report]) -> str:
     for r in reports:
         cells = " | ".join(f"{r.recall[k]:.3f}" for k in CUTOFFS)
         lines.append(f"| {r.mode} | {r.mrr_at_10:.3f} | {cells} |")
+    for r in reports:
+        line = f"{r.mode}: {r.no_match} of {r.queries} labelled queries answered 'no good match'"
+        if r.off_topic:
+            line += (
+                f"; {r.off_topic_no_match} of {r.off_topic} off-topic queries"
+                f" (precision {r.no_match_precision}, recall {r.no_match_recall})"
+            )
+        lines.append(line)
     for r in reports:
         if r.missed:
             lines.append(f"{r.mode}: no relevant passage in the top 10 for {r.missed}")
@@ -87,15 +99,35 @@ def format_beir_table(reports: list[dict[str, object]]) -> str:
 
 
 def evaluate_passages(
-    queries: list[LabelledQuery], search: SearchFunction, modes: tuple[Mode, ...]
+    queries: list[LabelledQuery],
+    search: SearchFunction,
+    modes: tuple[Mode, ...],
+    off_topic: list[str],
 ) -> list[Report]:
     reports = []
     for mode in modes:
-        outcomes = [
-            judge(q, search(SearchRequest(query=q.query, k=10, mode=mode)).results) for q in queries
-        ]
-        reports.append(summarize(mode, outcomes))
+        responses = [search(SearchRequest(query=q.query, k=10, mode=mode)) for q in queries]
+        unanswered = [search(SearchRequest(query=q, k=10, mode=mode)) for q in off_topic]
+        report = summarize(
+            mode, [judge(q, r.results) for q, r in zip(queries, responses, strict=True)]
+        )
+        report.no_match = sum(r.note is not None for r in responses)
+        report.off_topic = len(off_topic)
+        report.off_topic_no_match = sum(r.note is not None for r in unanswered)
+        reports.append(report)
     return reports
+
+
+def load_off_topic(path: Path | None) -> list[str]:
+    """Queries no article answers, one a line (blank lines skipped)."""
+    if path is None:
+        return []
+    try:
+        return [
+            line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
 
 
 def evaluate_beir(
@@ -150,13 +182,18 @@ def evaluate(args: argparse.Namespace) -> int:
                 json.dumps(beir_reports, indent=2) if args.json else format_beir_table(beir_reports)
             )
         else:
-            reports = evaluate_passages(queries, search, modes)
+            reports = evaluate_passages(queries, search, modes, load_off_topic(args.off_topic))
             print(
                 json.dumps([asdict(r) for r in reports], indent=2)
                 if args.json
                 else format_table(reports)
             )
     return 0
+
+
+def _as_json(report: Report) -> dict[str, object]:
+    return {**asdict(report), "no_match_precision": report.no_match_precision,
+            "no_match_recall": report.no_match_recall}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

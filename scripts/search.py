@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def format_response(response: SearchResponse) -> str:
     if not response.results:
-        return f"no passages match {response.query!r}"
+        return f"{response.note or 'no passages match'}: {response.query!r}"
     blocks = []
     for result in response.results:
         heading = f"{result.rank}. {result.title}"

@@ -39,7 +39,10 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
         model = embedder or Embedder.for_index(settings, store, export=False)
-        live = LiveSearcher(store, model, on_swap=metrics.observe_snapshot)
+        live = LiveSearcher(
+            store, model, on_swap=metrics.observe_snapshot,
+            no_match_threshold=settings.no_match_threshold,
+        )  # fmt: skip
         # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
         app.state.live = live

@@ -40,7 +40,7 @@ def local_search(settings: Settings) -> Iterator[SearchFunction]:
 
     store = IndexStore(settings.index_dir)
     embedder = Embedder.for_index(settings, store, export=False)
-    searcher = Searcher.open_live(store, embedder)
+    searcher = Searcher.open_live(store, embedder, settings.no_match_threshold)
     try:
         embedder.warm_up()  # so took_ms reports the query, not the model loading
         yield searcher.search

@@ -36,6 +36,20 @@ class Report:
     mrr_at_10: float
     recall: dict[int, float]
     missed: list[str] = field(default_factory=list)
+    no_match: int = 0  # queries the service answered with "no good match" (an empty list)
+    off_topic: int = 0  # off-topic queries asked (--off-topic)
+    off_topic_no_match: int = 0  # ... answered with "no good match"
+
+    @property
+    def no_match_precision(self) -> float | None:
+        """Of the lists emptied as "no good match", the share that were off-topic queries."""
+        emptied = self.no_match + self.off_topic_no_match
+        return round(self.off_topic_no_match / emptied, 4) if emptied else None
+
+    @property
+    def no_match_recall(self) -> float | None:
+        """Of the off-topic queries, the share answered "no good match"."""
+        return round(self.off_topic_no_match / self.off_topic, 4) if self.off_topic else None
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:

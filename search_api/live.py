@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from indexer.embed import Embedder
 from indexer.errors import NoSnapshotError, SeedsearchError
+from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import IndexStore
 from search_api.searcher import Searcher
 
@@ -53,9 +54,11 @@ class LiveSearcher:
         embedder: Embedder,
         on_swap: Callable[[Searcher], None] = lambda searcher: None,
         clock: Callable[[], float] = time.monotonic,
+        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        self._no_match_threshold = no_match_threshold
         self._on_swap = on_swap
         self._clock = clock
         self._served: _Served | None = None
@@ -100,7 +103,7 @@ class LiveSearcher:
                 return False
             try:
                 self.embedder.warm_up()  # the model file arrives with the first snapshot
-                searcher = Searcher(self.store.open_snapshot(snapshot_id), self.embedder)
+                searcher = self._open(snapshot_id)
             # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
             # unknown format), the server keeps serving what it has and says why, once.
             except Exception as error:
@@ -112,6 +115,14 @@ class LiveSearcher:
                 "serving snapshot %s (%d chunks)", snapshot_id, searcher.snapshot.manifest.chunks
             )
             return True
+
+    def _open(self, snapshot_id: str) -> Searcher:
+        snapshot = self.store.open_snapshot(snapshot_id)
+        try:
+            return Searcher(snapshot, self.embedder, self._no_match_threshold)
+        except Exception:
+            snapshot.close()
+            raise
 
     def _refuse(self, snapshot_id: str, earlier: _Refusal | None, error: Exception) -> None:
         attempts = earlier.attempts + 1 if earlier else 1

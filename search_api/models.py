@@ -63,7 +63,9 @@ class SearchRequest(BaseModel):
     mode: Mode = DEFAULT_MODE
     filters: Filters = Field(default_factory=Filters)
     min_score: float | None = Field(
-        default=None, allow_inf_nan=False, description="drop results scoring below this"
+        default=None,
+        allow_inf_nan=False,
+        description="drop results scoring below this (replaces the 'no good match' check)",
     )
     collapse: bool = Field(default=False, description="only the best passage per article")
     highlight: bool = Field(default=True, description="mark query terms in the returned text")
@@ -106,6 +108,8 @@ class SearchResponse(BaseModel):
     mode: Mode
     took_ms: float
     snapshot: str
+    # Why the list is empty, when the service decided so; left out of the JSON otherwise.
+    note: str | None = Field(default=None, exclude_if=lambda note: note is None)
     results: list[SearchResult]
 
 

@@ -7,6 +7,7 @@ import time
 
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatchError
+from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import ChunkFilter, IndexStore, Snapshot
 from search_api.models import (
     Filters,
@@ -19,6 +20,7 @@ from search_api.models import (
 )
 from search_api.ranking import collapse_by, convex_fusion, lexical_weight, query_terms
 
+NO_MATCH_NOTE = "no passage matches this query well"
 RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
 MIN_CANDIDATES = 100
 
@@ -33,7 +35,12 @@ def _chunk_filter(filters: Filters) -> ChunkFilter:
 class Searcher:
     """Searches one immutable snapshot. Thread-safe; cheap to replace on a new snapshot."""
 
-    def __init__(self, snapshot: Snapshot, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        embedder: Embedder,
+        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+    ) -> None:
         manifest = snapshot.manifest
         if manifest.model_fingerprint != embedder.fingerprint:
             raise ModelMismatchError(
@@ -44,12 +51,18 @@ class Searcher:
             )
         self.snapshot = snapshot
         self._embedder = embedder
+        self._no_match_threshold = no_match_threshold
 
     @classmethod
-    def open_live(cls, store: IndexStore, embedder: Embedder) -> Searcher:
+    def open_live(
+        cls,
+        store: IndexStore,
+        embedder: Embedder,
+        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+    ) -> Searcher:
         snapshot = store.open_snapshot()
         try:
-            return cls(snapshot, embedder)
+            return cls(snapshot, embedder, no_match_threshold)
         except ModelMismatchError:
             snapshot.close()
             raise
@@ -72,6 +85,12 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
+        if request.min_score is None and not self._matches_well(request.query):
+            return SearchResponse(
+                query=request.query, mode=request.mode, snapshot=self.snapshot.id,
+                took_ms=round((time.perf_counter() - started) * 1000, 3), note=NO_MATCH_NOTE,
+                results=[],
+            )  # fmt: skip
         depth = max(MIN_CANDIDATES, 5 * request.k)
         chunk_filter = _chunk_filter(request.filters)
         # Rounded once here, so min_score compares the very scores the caller sees.
@@ -111,6 +130,16 @@ class Searcher:
             snapshot=self.snapshot.id,
             results=results,
         )
+
+    def _matches_well(self, query: str) -> bool:
+        """Whether any passage is close enough in meaning to the query to be worth showing.
+
+        Rank fusion cannot tell an off-topic query from a good one, so the decision rests on
+        an absolute signal, the best passage's cosine, in every mode."""
+        if self._no_match_threshold <= 0:
+            return True
+        best = self.snapshot.nearest(self._embedder.encode_query(query), 1)
+        return bool(best) and best[0][1] >= self._no_match_threshold
 
     def _rank(
         self, query: str, mode: Mode, depth: int, chunk_filter: ChunkFilter

@@ -258,3 +258,10 @@ def test_several_worker_processes_serve_one_index(seed_settings_copy: Path) -> N
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_an_off_topic_query_is_answered_with_a_note_and_no_results(server: Server) -> None:
+    body = get(server, "/search", q="quantum chromodynamics lattice").json()
+    assert body["results"] == [] and body["note"] == "no passage matches this query well"
+    explicit = get(server, "/search", q="quantum chromodynamics lattice", min_score=-1).json()
+    assert explicit["results"] and "note" not in explicit

@@ -155,3 +155,10 @@ def test_no_horizontal_scroll_on_a_phone(page: Page, live_server: str) -> None:
 def test_the_api_docs_render_without_a_cdn(page: Page, live_server: str) -> None:
     page.goto(f"{live_server}/docs")
     expect(page.locator(".opblock-summary-path", has_text="/search").first).to_be_visible()
+
+
+def test_an_off_topic_query_says_nothing_matches_well(page: Page, live_server: str) -> None:
+    page.goto(live_server + "/?q=quantum%20chromodynamics%20lattice")
+    expect(page.locator("#status")).to_contain_text("No passage matches this query well")
+    expect(page.locator("#results > li")).to_have_count(0)
+    expect(page.locator("#error")).to_be_hidden()

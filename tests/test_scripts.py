@@ -87,3 +87,14 @@ def test_a_blank_api_key_leaves_the_admin_api_disabled(monkeypatch) -> None:  # 
     monkeypatch.setenv("SEEDSEARCH_API_KEY", "secret")
     key = Settings().api_key
     assert key is not None and key.get_secret_value() == "secret"
+
+
+def test_search_script_says_when_nothing_matches_well(seed_settings: Settings) -> None:
+    done = run_python(
+        "scripts/search.py",
+        "quantum chromodynamics lattice",
+        "--index",
+        str(seed_settings.index_dir),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("no passage matches this query well")

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +15,7 @@ from indexer.errors import ModelMismatchError
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from indexer.store._chunks import match_expression, parse_highlighted
+from search_api.evaluation import load_queries
 from search_api.models import Filters, SearchRequest
 from search_api.ranking import (
     LEXICAL_WEIGHT_LONG,
@@ -23,7 +25,7 @@ from search_api.ranking import (
     lexical_weight,
     query_terms,
 )
-from search_api.searcher import Searcher
+from search_api.searcher import NO_MATCH_NOTE, Searcher
 
 FLOOD_LEAD = "Morocco has evacuated more than 50,000 people"
 
@@ -161,3 +163,27 @@ def test_highlight_markers_become_offsets() -> None:
     text, spans = parse_highlighted("a \ue000flood\ue001 and \ue000dam\ue001")
     assert text == "a flood and dam"
     assert [text[start:end] for start, end in spans] == ["flood", "dam"]
+
+
+OFF_TOPIC = ROOT / "tests" / "data" / "off_topic_queries.txt"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_an_off_topic_query_gets_no_results_and_a_note(searcher: Searcher, mode: str) -> None:
+    response = searcher.search(SearchRequest(query="quantum chromodynamics lattice", mode=mode))
+    assert response.results == [] and response.note == NO_MATCH_NOTE
+    assert "note" not in searcher.search(SearchRequest(query="flood evacuations")).model_dump()
+    # An explicit min_score replaces the check (lexical still needs a word to match).
+    explicit = SearchRequest(query="quantum chromodynamics lattice", mode=mode, min_score=-1.0)
+    answered = searcher.search(explicit)
+    assert answered.note is None and (bool(answered.results) == (mode != "lexical"))
+
+
+def test_every_dev_query_keeps_its_results_and_most_off_topic_queries_do_not(
+    searcher: Searcher, seed_queries: Path
+) -> None:
+    dev = [q.query for q in load_queries(seed_queries)]
+    assert all(searcher.search(SearchRequest(query=q)).results for q in dev)
+    off_topic = [line for line in OFF_TOPIC.read_text().splitlines() if line.strip()]
+    emptied = [q for q in off_topic if not searcher.search(SearchRequest(query=q)).results]
+    assert len(off_topic) >= 20 and len(emptied) >= 0.9 * len(off_topic)

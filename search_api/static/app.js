@@ -157,7 +157,9 @@
 
     if (list.length === 0) {
       clearResults();
-      status.textContent = "No passages match “" + query + "”" + timing + ".";
+      // The service says why a list is empty ("no passage matches this query well").
+      const why = typeof data.note === "string" && data.note ? data.note : "no passages match";
+      status.textContent = why.charAt(0).toUpperCase() + why.slice(1) + ": “" + query + "”" + timing + ".";
     } else {
       results.replaceChildren(...list.map(renderResult));
       results.removeAttribute("aria-busy");
