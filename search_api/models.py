@@ -21,6 +21,8 @@ MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_MODE: Mode = "hybrid"
 MAX_QUERY_CHARS = 500
 MAX_K = 100
+# Results past this many are not worth paging to; it bounds the candidate lists too.
+MAX_OFFSET = 900
 
 
 MAX_FILTER_VALUES = 100
@@ -67,8 +69,12 @@ class SearchRequest(BaseModel):
         allow_inf_nan=False,
         description="drop results scoring below this (replaces the 'no good match' check)",
     )
+    offset: int = Field(
+        default=0, ge=0, le=MAX_OFFSET, strict=True, description="results to skip (paging)"
+    )
     collapse: bool = Field(default=False, description="only the best passage per article")
     highlight: bool = Field(default=True, description="mark query terms in the returned text")
+    explain: bool = Field(default=False, description="add each result's scores and ranks")
 
     @field_validator("query")
     @classmethod
@@ -88,6 +94,18 @@ class Highlight(BaseModel):
     end: int
 
 
+class Explain(BaseModel):
+    """Why a passage ranks where it does: each list's score and rank (null where that list
+    missed it; hybrid still gives the exact cosine it fused), and the fused score."""
+
+    dense_score: float | None
+    dense_rank: int | None
+    lexical_score: float | None
+    lexical_rank: int | None
+    article_boost: float
+    fused_score: float
+
+
 class SearchResult(BaseModel):
     rank: int
     score: float
@@ -101,6 +119,7 @@ class SearchResult(BaseModel):
     start: int = Field(description="offset of the passage in its source file")
     end: int
     highlights: list[Highlight] = Field(default_factory=list)
+    explain: Explain | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class SearchResponse(BaseModel):

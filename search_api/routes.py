@@ -21,6 +21,7 @@ from search_api.metrics import Metrics
 from search_api.models import (
     DEFAULT_MODE,
     MAX_K,
+    MAX_OFFSET,
     MAX_QUERY_CHARS,
     Filters,
     Mode,
@@ -80,12 +81,15 @@ def search_get(
     source: Annotated[list[str] | None, Query(description="only these source files")] = None,
     article_id: Annotated[list[str] | None, Query(description="only these articles")] = None,
     min_score: float | None = None,
+    offset: Annotated[int, Query(description=f"results to skip, 0-{MAX_OFFSET}")] = 0,
     collapse: bool = False,
     highlight: bool = True,
+    explain: bool = False,
 ) -> SearchResponse:
     request = _validated(
         query=q, k=k, mode=mode, filters=Filters(source=source, article_id=article_id),
-        min_score=min_score, collapse=collapse, highlight=highlight,
+        min_score=min_score, offset=offset, collapse=collapse, highlight=highlight,
+        explain=explain,
     )  # fmt: skip
     return searcher.search(request)
 

@@ -4,12 +4,14 @@ fused by score with a query-adaptive weight)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatchError
 from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import ChunkFilter, IndexStore, Snapshot
 from search_api.models import (
+    Explain,
     Filters,
     Highlight,
     Mode,
@@ -91,18 +93,16 @@ class Searcher:
                 took_ms=round((time.perf_counter() - started) * 1000, 3), note=NO_MATCH_NOTE,
                 results=[],
             )  # fmt: skip
-        depth = max(MIN_CANDIDATES, 5 * request.k)
+        depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
         chunk_filter = _chunk_filter(request.filters)
+        lists = self._rank(request.query, request.mode, depth, chunk_filter)
         # Rounded once here, so min_score compares the very scores the caller sees.
-        ranked = [
-            (row, round(score, 6))
-            for row, score in self._rank(request.query, request.mode, depth, chunk_filter)
-        ]
+        ranked = [(row, round(score, 6)) for row, score in lists.fused]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
         if request.collapse:
             ranked = collapse_by(ranked, self.snapshot.article_ids([row for row, _ in ranked]))
-        ranked = ranked[: request.k]
+        ranked = ranked[request.offset : request.offset + request.k]
         chunks = self.snapshot.rows([row for row, _ in ranked])
         spans = (
             self.snapshot.highlight_spans(
@@ -118,10 +118,11 @@ class Searcher:
                     "score": score,
                     "chunk_id": chunks[row].id,
                     "highlights": [Highlight(start=s, end=e) for s, e in spans.get(row, [])],
+                    "explain": lists.explain(row, score) if request.explain else None,
                     **{column: getattr(chunks[row], column) for column in RESULT_COLUMNS},
                 }
             )
-            for rank, (row, score) in enumerate(ranked, start=1)
+            for rank, (row, score) in enumerate(ranked, start=request.offset + 1)
         ]
         return SearchResponse(
             query=request.query,
@@ -141,16 +142,15 @@ class Searcher:
         best = self.snapshot.nearest(self._embedder.encode_query(query), 1)
         return bool(best) and best[0][1] >= self._no_match_threshold
 
-    def _rank(
-        self, query: str, mode: Mode, depth: int, chunk_filter: ChunkFilter
-    ) -> list[tuple[int, float]]:
+    def _rank(self, query: str, mode: Mode, depth: int, chunk_filter: ChunkFilter) -> _Lists:
         if mode == "lexical":
-            return self.snapshot.lexical(query_terms(query), depth, chunk_filter)
+            lexical = self.snapshot.lexical(query_terms(query), depth, chunk_filter)
+            return _Lists(fused=lexical, lexical=lexical)
         allowed = self.snapshot.rows_passing(chunk_filter)
         vector = self._embedder.encode_query(query)
         dense = self.snapshot.nearest(vector, depth, allowed)
         if mode == "dense":
-            return dense
+            return _Lists(fused=dense, dense=dense)
         terms = query_terms(query)
         lexical = self.snapshot.lexical(terms, depth, chunk_filter)
         cosines = dict(dense)
@@ -159,4 +159,30 @@ class Searcher:
         cosines.update(
             self.snapshot.similarities(vector, [r for r, _ in lexical if r not in cosines])
         )
-        return convex_fusion(cosines, lexical, lexical_weight(terms))
+        fused = convex_fusion(cosines, lexical, lexical_weight(terms))
+        return _Lists(fused=fused, dense=dense, lexical=lexical, cosines=cosines)
+
+
+@dataclass
+class _Lists:
+    """The ranked list a search returns, and the single lists it came from (for explain)."""
+
+    fused: list[tuple[int, float]]
+    dense: list[tuple[int, float]] = field(default_factory=list)
+    lexical: list[tuple[int, float]] = field(default_factory=list)
+    cosines: dict[int, float] = field(default_factory=dict)  # hybrid: every candidate's cosine
+
+    def explain(self, row: int, fused_score: float) -> Explain:
+        dense = {r: (rank, score) for rank, (r, score) in enumerate(self.dense, start=1)}
+        lexical = {r: (rank, score) for rank, (r, score) in enumerate(self.lexical, start=1)}
+        dense_rank, dense_score = dense.get(row, (None, self.cosines.get(row)))
+        lexical_rank, lexical_score = lexical.get(row, (None, None))
+        return Explain(
+            dense_score=_rounded(dense_score), dense_rank=dense_rank,
+            lexical_score=_rounded(lexical_score), lexical_rank=lexical_rank,
+            article_boost=0.0, fused_score=fused_score,
+        )  # fmt: skip
+
+
+def _rounded(score: float | None) -> float | None:
+    return None if score is None else round(score, 6)

@@ -265,3 +265,13 @@ def test_an_off_topic_query_is_answered_with_a_note_and_no_results(server: Serve
     assert body["results"] == [] and body["note"] == "no passage matches this query well"
     explicit = get(server, "/search", q="quantum chromodynamics lattice", min_score=-1).json()
     assert explicit["results"] and "note" not in explicit
+
+
+def test_explain_and_offset_travel_as_query_parameters(server: Server) -> None:
+    body = get(server, "/search", q="flood evacuations", k=2, offset=1, explain="true").json()
+    assert [r["rank"] for r in body["results"]] == [2, 3]
+    assert set(body["results"][0]["explain"]) == {
+        "dense_score", "dense_rank", "lexical_score", "lexical_rank", "article_boost", "fused_score"
+    }  # fmt: skip
+    assert get(server, "/search", q="flood", offset=-1).status_code == 422
+    assert get(server, "/search", q="flood", offset=901).status_code == 422

@@ -187,3 +187,27 @@ def test_every_dev_query_keeps_its_results_and_most_off_topic_queries_do_not(
     off_topic = [line for line in OFF_TOPIC.read_text().splitlines() if line.strip()]
     emptied = [q for q in off_topic if not searcher.search(SearchRequest(query=q)).results]
     assert len(off_topic) >= 20 and len(emptied) >= 0.9 * len(off_topic)
+
+
+def test_explain_shows_each_list_and_the_fused_score(searcher: Searcher) -> None:
+    hybrid = searcher.search(SearchRequest(query="flood evacuations", k=5, explain=True)).results
+    top = hybrid[0].explain
+    assert top is not None and top.fused_score == hybrid[0].score
+    assert top.dense_rank is not None and top.lexical_rank is not None
+    assert top.dense_score is not None and top.lexical_score is not None
+    assert top.fused_score >= top.dense_score  # the lexical share only adds
+    dense = searcher.search(
+        SearchRequest(query="flood evacuations", k=3, mode="dense", explain=True)
+    ).results
+    assert all(r.explain and r.explain.dense_score == r.score for r in dense)
+    assert all(r.explain and r.explain.lexical_rank is None for r in dense)
+    plain = searcher.search(SearchRequest(query="flood evacuations", k=3))
+    assert all("explain" not in r for r in plain.model_dump()["results"])
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical"])
+def test_offset_pages_through_the_same_ranking(searcher: Searcher, mode: str) -> None:
+    first = searcher.search(SearchRequest(query="army deployed", k=6, mode=mode)).results
+    page = searcher.search(SearchRequest(query="army deployed", k=3, offset=3, mode=mode)).results
+    assert [r.chunk_id for r in page] == [r.chunk_id for r in first[3:6]]
+    assert [r.rank for r in page] == [4, 5, 6]
