@@ -132,6 +132,24 @@ class SearchResponse(BaseModel):
     results: list[SearchResult]
 
 
+class Passage(BaseModel):
+    chunk_id: str
+    kind: ChunkKind
+    position: int
+    text: str
+    start: int
+    end: int
+
+
+class Article(BaseModel):
+    """One article, to read a result in its context."""
+
+    article_id: str
+    title: str
+    source: str
+    passages: list[Passage]
+
+
 class Stats(BaseModel):
     snapshot: str
     built_at: str

@@ -23,6 +23,7 @@ from search_api.models import (
     MAX_K,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
+    Article,
     Filters,
     Mode,
     SearchRequest,
@@ -107,6 +108,16 @@ def healthz(searcher: SearcherDep) -> dict[str, str]:
 @router.get("/stats", response_model=Stats, summary="The live snapshot: id, counts, model")
 def stats(searcher: SearcherDep) -> Stats:
     return searcher.stats()
+
+
+@router.get(
+    "/articles/{article_id}", response_model=Article, summary="An article's passages in order"
+)
+def article(article_id: str, searcher: SearcherDep) -> Article:
+    found = searcher.article(article_id)
+    if found is None:
+        raise HTTPException(404, f"no article {article_id!r} in snapshot {searcher.snapshot.id}")
+    return found
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

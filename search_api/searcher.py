@@ -11,10 +11,12 @@ from indexer.errors import ModelMismatchError
 from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import ChunkFilter, IndexStore, Snapshot
 from search_api.models import (
+    Article,
     Explain,
     Filters,
     Highlight,
     Mode,
+    Passage,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -83,6 +85,21 @@ class Searcher:
             files=len(manifest.files),
             articles=manifest.articles,
             chunks=manifest.chunks,
+        )
+
+    def article(self, article_id: str) -> Article | None:
+        """The article's headline, source and passages in reading order, or None."""
+        chunks = self.snapshot.article(article_id)
+        if not chunks:
+            return None
+        passages = [
+            Passage(chunk_id=c.id, kind=c.kind, position=c.position, text=c.text,
+                    start=c.start, end=c.end)
+            for c in chunks
+        ]  # fmt: skip
+        first = chunks[0]
+        return Article(
+            article_id=article_id, title=first.title, source=first.source, passages=passages
         )
 
     def search(self, request: SearchRequest) -> SearchResponse:

@@ -275,3 +275,15 @@ def test_explain_and_offset_travel_as_query_parameters(server: Server) -> None:
     }  # fmt: skip
     assert get(server, "/search", q="flood", offset=-1).status_code == 422
     assert get(server, "/search", q="flood", offset=901).status_code == 422
+
+
+def test_a_result_can_be_read_in_its_article(server: Server) -> None:
+    hit = get(server, "/search", q="Hezbollah disarmament", k=1).json()["results"][0]
+    article = get(server, f"/articles/{hit['article_id']}").json()
+    assert article["title"] == hit["title"] and article["source"] == hit["source"]
+    assert hit["chunk_id"] in [p["chunk_id"] for p in article["passages"]]
+    assert len(article["passages"]) == 13
+    positions = [p["position"] for p in article["passages"]]
+    assert positions == sorted(positions)
+    missing = get(server, "/articles/0000000000000000")
+    assert missing.status_code == 404 and "no article" in missing.json()["detail"]

@@ -162,3 +162,17 @@ def test_an_off_topic_query_says_nothing_matches_well(page: Page, live_server: s
     expect(page.locator("#status")).to_contain_text("No passage matches this query well")
     expect(page.locator("#results > li")).to_have_count(0)
     expect(page.locator("#error")).to_be_hidden()
+
+
+def test_a_result_opens_in_its_article_with_the_hit_marked(page: Page, live_server: str) -> None:
+    page.goto(live_server + "/?q=Hezbollah%20disarmament")
+    wait_for_results(page)
+    first = page.locator("#results > li").first
+    first.get_by_role("button", name="Read the article").click()
+    expect(first.locator(".article > li")).to_have_count(13)
+    hit = first.locator(".article .hit")
+    expect(hit).to_have_count(1)
+    expect(hit).to_have_attribute("aria-current", "true")
+    expect(hit).to_have_text(first.locator(".result-text").inner_text())
+    first.get_by_role("button", name="Hide the article").click()
+    expect(first.locator(".article")).to_have_count(0)

@@ -179,6 +179,15 @@ class ChunkTable:
         )
         return {int(row): str(article) for row, article in found}
 
+    def article(self, article_id: str) -> list[Chunk]:
+        """An article's chunks in reading order (captions, then paragraphs; windows by offset)."""
+        columns = ", ".join(f'"{c}"' for c in CHUNK_COLUMNS)
+        found = self._all(
+            f"SELECT {columns} FROM chunks WHERE article_id = ? ORDER BY position, start, row",
+            [article_id],
+        )
+        return [_chunk(row) for row in found]
+
     def rows_passing(self, chunk_filter: ChunkFilter) -> list[int]:
         condition, parameters = chunk_filter.sql()
         return [

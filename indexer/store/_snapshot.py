@@ -76,6 +76,10 @@ class Snapshot:
         """Row ids passing the filter, or None when it filters nothing."""
         return self._chunks.rows_passing(chunk_filter) if chunk_filter.active else None
 
+    def article(self, article_id: str) -> list[Chunk]:
+        """An article's passages in reading order; empty when there is no such article."""
+        return self._chunks.article(article_id)
+
     def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
         return self._chunks.rows(row_ids)
 

@@ -147,7 +147,46 @@
       meta.append(field);
     }
     item.append(meta);
+
+    // Read on: the whole article in reading order, with this passage marked.
+    const readOn = el("button", "read-on", "Read the article");
+    readOn.type = "button";
+    readOn.setAttribute("aria-expanded", "false");
+    readOn.addEventListener("click", () => toggleArticle(item, readOn, result));
+    item.append(readOn);
     return item;
+  }
+
+  async function toggleArticle(item, button, result) {
+    const shown = item.querySelector(".article");
+    if (shown) {
+      shown.remove();
+      button.setAttribute("aria-expanded", "false");
+      button.textContent = "Read the article";
+      return;
+    }
+    try {
+      const response = await fetch("/articles/" + encodeURIComponent(result.article_id));
+      if (!response.ok) throw new Error(detailText(await readJson(response), response));
+      const article = await response.json();
+      const list = el("ol", "article");
+      list.setAttribute("aria-label", "The article: " + article.title);
+      for (const passage of article.passages) {
+        const entry = el("li", "article-passage" + (passage.kind === "caption" ? " caption" : ""), passage.text);
+        if (passage.chunk_id === result.chunk_id) {
+          entry.classList.add("hit");
+          entry.setAttribute("aria-current", "true");
+        }
+        list.append(entry);
+      }
+      item.append(list);
+      button.setAttribute("aria-expanded", "true");
+      button.textContent = "Hide the article";
+      const hit = list.querySelector(".hit");
+      if (hit) hit.scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      showError("Could not load the article: " + error.message);
+    }
   }
 
   function renderResponse(data, query) {
