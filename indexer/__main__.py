@@ -1,7 +1,7 @@
 """``python -m indexer build|status``: build the index from the seeds, or describe the live one.
 
 Exit codes: 0 success, 1 nothing could be published or the index cannot be read, 2 a usage or
-configuration error.
+configuration error, 3 the quality gate (--gate) refused to publish.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from indexer.build import BuildReport, build_index
+from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import settings_from_flags
 from indexer.store import IndexStore, Manifest
@@ -31,6 +32,16 @@ def _parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="re-embed everything, ignoring the cache"
     )
     build.add_argument("--json", action="store_true", help="print one JSON report, no progress bar")
+    build.add_argument(
+        "--gate",
+        type=Path,
+        metavar="FILE",
+        help="labelled queries (JSONL); refuse to publish when MRR@10 drops below the live's",
+    )
+    build.add_argument(
+        "--gate-tolerance", type=float, default=0.02, metavar="DROP",
+        help="how far (absolute MRR@10) below the live snapshot still publishes (default 0.02)",
+    )  # fmt: skip
     status = commands.add_parser("status", help="describe the live snapshot")
     status.add_argument("--index", type=Path, help="index root (default: var/index)")
     status.add_argument("--json", action="store_true", help="print the manifest as JSON")
@@ -46,6 +57,8 @@ def _print_build(report: BuildReport) -> None:
     )
     for error in report.errors:
         print(f"  skipped {error.file}: {error.error}")
+    if report.gate is not None:
+        print(f"  {report.gate.message}")
 
 
 def _print_status(manifest: Manifest) -> None:
@@ -64,7 +77,14 @@ def _print_status(manifest: Manifest) -> None:
 def _build(args: argparse.Namespace) -> int:
     settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
     progress = not args.json and sys.stderr.isatty()
-    report = build_index(settings, full=args.full, progress=progress)
+    embedder = Embedder.for_index(settings, IndexStore(settings.index_dir), export=True)
+    gate = None
+    if args.gate is not None:
+        # The entry point wires the search code in; the indexer library never imports it.
+        from search_api.gate import mrr_gate
+
+        gate = mrr_gate(args.gate, embedder, args.gate_tolerance, settings.no_match_threshold)
+    report = build_index(settings, full=args.full, progress=progress, embedder=embedder, gate=gate)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
     else:

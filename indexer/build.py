@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from indexer.chunk import Chunk, ChunkingParams, chunk_articles
 from indexer.embed import Embedder, EmbeddingModel
-from indexer.errors import BuildError, SnapshotError
+from indexer.errors import BuildError, GateRefusedError, SnapshotError
 from indexer.parse import SourceError, decode_source, parse_articles
 from indexer.plan import BuildPlan, SeedFile, can_reuse, plan_build, texts_to_embed
 from indexer.settings import Settings
@@ -37,6 +37,21 @@ EMBED_BATCH = 64
 LOCK_WAIT_SECONDS = 600.0
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """What a quality gate decided about a written, unpublished snapshot."""
+
+    passed: bool
+    message: str
+    candidate: float
+    live: float | None = None
+
+
+# (store, the candidate snapshot's id, the live snapshot's id or None) -> verdict. The build
+# takes the gate as a callable so that the indexer never imports the search code.
+Gate = Callable[[IndexStore, str, str | None], GateVerdict]
+
+
 @dataclass
 class BuildReport:
     snapshot: str
@@ -49,6 +64,7 @@ class BuildReport:
     seconds: float = 0.0
     published: bool = True
     parsed: int = 0  # files read anew; unchanged files reuse the live snapshot's chunks
+    gate: GateVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,12 +188,14 @@ def build_index(
     notify: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
     wait_seconds: float = LOCK_WAIT_SECONDS,
     corpus_label: str = "",
+    gate: Gate | None = None,
 ) -> BuildReport:
     """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed.
 
     If another build holds the lock, wait up to ``wait_seconds`` for it (saying so through
     ``notify``); with 0, fail at once with ``BuildLockedError``. ``corpus_label`` is recorded
-    in the manifest for tools that build a corpus of their own.
+    in the manifest for tools that build a corpus of their own. ``gate`` judges the written
+    snapshot before it is published: a failing verdict discards it (``GateRefusedError``).
     """
     started = time.perf_counter()
     store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
@@ -226,10 +244,15 @@ def build_index(
         manifest = replace(manifest, dimension=int(vectors.shape[1]))
         live_id = store.current_id()
         store.write_snapshot(manifest, corpus.chunks, vectors)
+        verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
+        if verdict is not None and not verdict.passed:
+            store.discard(manifest.snapshot_id)
+            raise GateRefusedError(verdict.message)
         store.publish(manifest.snapshot_id)
         # The previous snapshot stays for servers still finishing requests on it.
         store.prune(keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
-        return _report(manifest.snapshot_id, corpus, embedded, started, published=True)
+        report = _report(manifest.snapshot_id, corpus, embedded, started, published=True)
+        return replace(report, gate=verdict)
 
 
 def _report(

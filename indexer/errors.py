@@ -8,6 +8,7 @@ returns. The codes are the same in every CLI (``python -m indexer``, ``python -m
 - 1: a runtime failure (nothing could be published, the index cannot be opened, the server or
   a remote service cannot be reached)
 - 2: a usage or configuration error (bad flag, bad ``SEEDSEARCH_*`` variable, bad input file)
+- 3: the build's quality gate refused to publish the new snapshot
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_GATE = 3
 
 
 class SeedsearchError(Exception):
@@ -48,6 +50,12 @@ class BuildError(SeedsearchError):
 
 class BuildLockedError(BuildError):
     """Another build holds the index lock."""
+
+
+class GateRefusedError(BuildError):
+    """The new snapshot scored too far below the live one; it was not published."""
+
+    exit_code = EXIT_GATE
 
 
 class SnapshotError(SeedsearchError):

@@ -204,6 +204,12 @@ class IndexStore:
         _write_atomically(self.root / PUBLISH_LOG, _log_lines(published))
         _write_atomically(self.root / CURRENT_FILE, snapshot_id + "\n")
 
+    def discard(self, snapshot_id: str) -> None:
+        """Delete a written snapshot that will not be published (never the live one)."""
+        if snapshot_id == self.current_id():
+            raise SnapshotError(f"snapshot {snapshot_id} is live and cannot be discarded")
+        shutil.rmtree(self._snapshot_dir(snapshot_id), ignore_errors=True)
+
     def prune(self, keep: set[str]) -> list[str]:
         """Delete snapshots not in ``keep`` and past the grace period; returns their ids."""
         published = self._published_at()
