@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchlib import BBC, ROOT, pick_articles, print_table, write_corpus
+from benchlib import benchmark_arguments, pick_articles, print_table, wall, write_corpus
 
 from indexer.build import build_index
 from indexer.embed import Embedder
@@ -42,15 +40,6 @@ SentenceTransformer(str(packaged_model_path()), device="cpu").encode(texts, batc
 """
 
 
-def wall(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return time.perf_counter() - started, done.stdout
-
-
 def cli_build(seeds: Path, index: Path, *flags: str, env: dict[str, str] | None = None) -> float:
     command = [
         sys.executable,
@@ -62,8 +51,7 @@ def cli_build(seeds: Path, index: Path, *flags: str, env: dict[str, str] | None 
         "--index",
         str(index),
     ]
-    seconds, _ = wall([*command, "--json", *flags], env)
-    return seconds
+    return wall([*command, "--json", *flags], env)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -81,7 +69,7 @@ def bench(args: argparse.Namespace) -> int:
         int8_index = Path(scratch) / "int8"
         cli_build(seeds, int8_index, env={"SEEDSEARCH_PRECISION": "int8"})  # exports int8
 
-        reference, _ = wall([sys.executable, "-c", REFERENCE, str(texts_file)])
+        reference = wall([sys.executable, "-c", REFERENCE, str(texts_file)])
         full = cli_build(seeds, first.index_dir, "--full")
         full_int8 = cli_build(seeds, int8_index, "--full", env={"SEEDSEARCH_PRECISION": "int8"})
         full_torch = cli_build(
@@ -124,13 +112,7 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--articles", type=int, default=200)
-    parser.add_argument("--bbc", type=Path, default=BBC)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
-    args = parser.parse_args()
+    args = benchmark_arguments(__doc__).parse_args()
     return run_command(lambda: bench(args))
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import httpx
 from benchlib import (
-    BBC,
     ROOT,
+    benchmark_arguments,
     benchmark_queries,
     pick_articles,
     print_table,
@@ -201,14 +201,9 @@ def _ms(summary: dict[str, float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--articles", type=int, default=200)
-    parser.add_argument("--bbc", type=Path, default=BBC)
+    parser = benchmark_arguments(__doc__)
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

@@ -11,46 +11,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchlib import BBC, ROOT, free_port, pick_articles, print_table, wait_healthy, write_corpus
+from benchlib import (
+    benchmark_arguments,
+    pick_articles,
+    print_table,
+    running_server,
+    wall,
+    write_corpus,
+)
 
 from indexer.build import build_index
 from indexer.errors import run_command
 from indexer.settings import Settings
 
 
-def wall(command: list[str], env: dict[str, str] | None = None) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        command, cwd=ROOT, env={**os.environ, **(env or {})}, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    return time.perf_counter() - started
-
-
 def server_start(index: Path, env: dict[str, str] | None = None) -> float:
     """Seconds from starting ``python -m search_api`` to its first healthy answer."""
-    port = free_port()
     started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
-        cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", server)
+    with running_server(index, env=env):
         return time.perf_counter() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -90,13 +76,8 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--articles", type=int, default=200)
-    parser.add_argument("--bbc", type=Path, default=BBC)
+    parser = benchmark_arguments(__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print only the JSON line")
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

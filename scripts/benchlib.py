@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -23,6 +24,30 @@ BBC = SHARED / "corpora" / "bbc"
 SCIFACT = SHARED / "corpora" / "scifact"
 DEV_SETS = (SHARED / "eval" / "seed_dev_queries.jsonl", SHARED / "eval" / "bbc_dev_queries.jsonl")
 TOPICS = ("business", "entertainment", "politics", "sport", "tech")
+
+
+def benchmark_arguments(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark shares: corpus size, corpus folder, JSON only."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=200, help="BBC articles beside the seeds")
+    parser.add_argument("--bbc", type=Path, default=BBC, help="the BBC corpus folder")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+    return parser
+
+
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    """Seconds one command takes from the project root; its output is kept from the terminal,
+    and a failure raises with what it printed to stderr."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:4])} failed: {done.stderr.strip()}")
+    return time.perf_counter() - started
 
 
 def pick_articles(bbc: Path, count: int) -> list[Path]:
