@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ import faiss
 import numpy as np
 from benchlib import BBC, TOPICS, benchmark_queries, print_table, summary_ms
 
+from indexer.errors import UsageError, run_command
 from indexer.store import INDEX_TYPES, IndexParam, IndexType, VectorIndexSpec, choose_index
 
 # The store's internals, measured directly: builds here add batches the store never sees whole.
@@ -182,7 +184,7 @@ def search(
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--types", default="auto,flat", help="auto, flat, hnsw, ivf")
@@ -195,12 +197,26 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/ann-cache"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/ann-work"))
     args = parser.parse_args()
+    for name in args.types.split(","):
+        if name != "auto" and name not in INDEX_TYPES:
+            parser.error(f"unknown index type {name!r}")
+    return run_command(lambda: bench(args))
+
+
+def json_params(text: str, flag: str) -> dict[str, Any]:
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{flag}: not JSON ({error.msg})") from None
+    if not isinstance(params, dict):
+        raise UsageError(f"{flag}: expected a JSON object of parameters")
+    return params
+
+
+def bench(args: argparse.Namespace) -> int:
+    overrides = {"hnsw": json_params(args.hnsw, "--hnsw"), "ivf": json_params(args.ivf, "--ivf")}
     real, queries = real_embeddings(args.cache)
     noise = median_neighbour_distance(real)
-    overrides: dict[str, dict[str, Any]] = {
-        "hnsw": json.loads(args.hnsw),
-        "ivf": json.loads(args.ivf),
-    }
     sweeps = {kind: [int(v) for v in values.split(",") if v]
               for kind, values in (("hnsw", args.ef_search), ("ivf", args.nprobe))}  # fmt: skip
     args.work.mkdir(parents=True, exist_ok=True)
@@ -213,8 +229,6 @@ def main() -> None:
         truth = exact_top(queries, batches())
         chosen: list[IndexType] = []
         for name in args.types.split(","):
-            if name != "auto" and name not in INDEX_TYPES:
-                parser.error(f"unknown index type {name!r}")
             kind = choose_index(count).type if name == "auto" else cast(IndexType, name)
             if kind not in chosen and not (kind == "flat" and count > args.flat_max):
                 chosen.append(kind)
@@ -231,7 +245,8 @@ def main() -> None:
                 )
     print(json.dumps({"real_vectors": len(real), "queries": len(queries),
                       "noise_norm": round(noise, 4), "runs": rows}))  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
