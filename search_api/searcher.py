@@ -104,15 +104,15 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
-        if request.min_score is None and not self._matches_well(request.query):
+        depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
+        chunk_filter = _chunk_filter(request.filters)
+        lists = self._rank(request.query, request.mode, depth, chunk_filter)
+        if request.min_score is None and not self._matches_well(request.query, lists, chunk_filter):
             return SearchResponse(
                 query=request.query, mode=request.mode, snapshot=self.snapshot.id,
                 took_ms=round((time.perf_counter() - started) * 1000, 3), note=NO_MATCH_NOTE,
                 results=[],
             )  # fmt: skip
-        depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
-        chunk_filter = _chunk_filter(request.filters)
-        lists = self._rank(request.query, request.mode, depth, chunk_filter)
         # Rounded once here, so min_score compares the very scores the caller sees.
         ranked = [(row, round(score, 6)) for row, score in lists.fused]
         if request.min_score is not None:
@@ -149,14 +149,18 @@ class Searcher:
             results=results,
         )
 
-    def _matches_well(self, query: str) -> bool:
+    def _matches_well(self, query: str, lists: _Lists, chunk_filter: ChunkFilter) -> bool:
         """Whether any passage is close enough in meaning to the query to be worth showing.
 
         Rank fusion cannot tell an off-topic query from a good one, so the decision rests on
-        an absolute signal, the best passage's cosine, in every mode."""
+        an absolute signal, the best passage's cosine, in every mode. An unfiltered dense list
+        already starts with it; otherwise it takes one more nearest-neighbour search."""
         if self._no_match_threshold <= 0:
             return True
-        best = self.snapshot.nearest(self._embedder.encode_query(query), 1)
+        if lists.dense and not chunk_filter.active:
+            best = lists.dense[:1]
+        else:
+            best = self.snapshot.nearest(self._embedder.encode_query(query), 1)
         return bool(best) and best[0][1] >= self._no_match_threshold
 
     def _rank(self, query: str, mode: Mode, depth: int, chunk_filter: ChunkFilter) -> _Lists:
