@@ -50,10 +50,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def _print_build(report: BuildReport) -> None:
     verb = "published" if report.published else "unchanged, still live:"
+    sentences = f", {report.sentences} evidence sentences" if report.published else ""
     print(
         f"{verb} {report.snapshot}: {report.files} files, {report.articles} articles, "
-        f"{report.chunks} chunks ({report.embedded} embedded, {report.reused} reused) "
-        f"in {report.seconds:.1f} s"
+        f"{report.chunks} chunks ({report.embedded} embedded, {report.reused} reused)"
+        f"{sentences} in {report.seconds:.1f} s"
     )
     for error in report.errors:
         print(f"  skipped {error.file}: {error.error}")

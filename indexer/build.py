@@ -16,16 +16,25 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.chunk import Chunk, ChunkingParams, chunk_articles
+from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
 from indexer.errors import BuildError, GateRefusedError, SnapshotError
 from indexer.parse import SourceError, decode_source, parse_articles
-from indexer.plan import BuildPlan, SeedFile, can_reuse, plan_build, texts_to_embed
+from indexer.plan import (
+    BuildPlan,
+    SeedFile,
+    can_reuse,
+    evidence_sentences,
+    plan_build,
+    texts_to_embed,
+)
 from indexer.settings import Settings
 from indexer.store import (
     EmbeddingCache,
     FileError,
     IndexStore,
     Manifest,
+    SnapshotContents,
     SourceFile,
     choose_index,
     new_snapshot_id,
@@ -64,6 +73,8 @@ class BuildReport:
     seconds: float = 0.0
     published: bool = True
     parsed: int = 0  # files read anew; unchanged files reuse the live snapshot's chunks
+    sentences: int = 0  # sentence vectors, for passages of two or more sentences
+    computed: int = 0  # texts (passages and sentences) embedded by this build
     gate: GateVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,8 +174,8 @@ def _carry_out(
 
 def _embed(
     texts: list[str], embedder: EmbeddingModel, cache: EmbeddingCache, full: bool, progress: bool
-) -> tuple[np.ndarray, int]:
-    """One vector per text, computing only cache misses; also returns how many were computed."""
+) -> tuple[np.ndarray, set[str]]:
+    """One vector per text, computing only cache misses; also returns the texts computed."""
     vectors = {} if full else cache.get_many(texts)
     missing = texts_to_embed(texts, vectors)
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress) as bar:
@@ -175,8 +186,7 @@ def _embed(
             cache.put_many(batch, encoded)
             vectors.update(zip(batch, encoded, strict=True))
             bar.update(len(batch))
-    fresh = set(missing)
-    return np.stack([vectors[text] for text in texts]), sum(text in fresh for text in texts)
+    return np.stack([vectors[text] for text in texts]), set(missing)
 
 
 def build_index(
@@ -239,11 +249,19 @@ def build_index(
             return _report(previous.snapshot_id, corpus, 0, started, published=False)
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
+        sentences = evidence_sentences(corpus.chunks)
+        sentence_texts = [corpus.chunks[row].text[start:end] for row, start, end in sentences]
         with store.embedding_cache(embedder.fingerprint) as cache:
-            vectors, embedded = _embed(texts, embedder, cache, full, progress)
+            vectors, fresh = _embed(texts + sentence_texts, embedder, cache, full, progress)
+        embedded = sum(text in fresh for text in texts)
         manifest = replace(manifest, dimension=int(vectors.shape[1]))
+        contents = SnapshotContents(
+            duplicate_of=duplicate_groups([(c.article_id, c.text) for c in corpus.chunks]),
+            sentences=sentences,
+            sentence_vectors=vectors[len(texts) :],
+        )
         live_id = store.current_id()
-        store.write_snapshot(manifest, corpus.chunks, vectors)
+        store.write_snapshot(manifest, corpus.chunks, vectors[: len(texts)], contents)
         verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
         if verdict is not None and not verdict.passed:
             store.discard(manifest.snapshot_id)
@@ -252,7 +270,7 @@ def build_index(
         # The previous snapshot stays for servers still finishing requests on it.
         store.prune(keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
         report = _report(manifest.snapshot_id, corpus, embedded, started, published=True)
-        return replace(report, gate=verdict)
+        return replace(report, gate=verdict, sentences=len(sentences), computed=len(fresh))
 
 
 def _report(

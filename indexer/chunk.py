@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from indexer.dates import published_date
 from indexer.parse import Article, Span
 
 ChunkKind = Literal["paragraph", "caption"]
@@ -37,10 +38,11 @@ class Chunk:
     start: int
     end: int
     position: int
+    published: str | None = None  # the article's publication date, ISO, when the text gives it
 
 
 # Bump when chunking logic changes, so builds stop reusing chunks cut the old way.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,11 @@ def _pieces(span: Span, boundary: re.Pattern[str]) -> list[Span]:
         cursor = gap_end
     pieces.append(Span(span.text[cursor:], span.start + cursor, span.end))
     return [piece for piece in pieces if piece.text]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Each sentence of ``text`` as (start, end) offsets, split where the chunker splits."""
+    return [(piece.start, piece.end) for piece in _pieces(Span(text, 0, len(text)), _SENTENCE_END)]
 
 
 def _merge(source_text: str, first: Span, last: Span) -> Span:
@@ -121,6 +128,7 @@ def chunk_articles(
     for article in articles:
         seen_titles[article.title] += 1
         article_id = _digest(source, article.title, seen_titles[article.title])[:16]
+        published = published_date(article)
         title_cost = count_tokens(article.title) + 1 if params.embed_title else 0
         # An overlong headline may not starve the passage: it gets at least half the window.
         budget = max(params.max_tokens - title_cost, params.max_tokens // 2)
@@ -145,6 +153,7 @@ def chunk_articles(
                         start=window.start,
                         end=window.end,
                         position=position,
+                        published=published.isoformat() if published else None,
                     )
                 )
     return chunks

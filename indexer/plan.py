@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from indexer.chunk import Chunk, ChunkingParams
+from indexer.chunk import Chunk, ChunkingParams, sentence_spans
 from indexer.store import Manifest, SourceFile
 
 
@@ -79,3 +79,15 @@ def plan_build(
 def texts_to_embed(texts: Sequence[str], cached: Collection[str]) -> list[str]:
     """Distinct texts without a cached vector, shortest first so each batch pads little."""
     return sorted((t for t in dict.fromkeys(texts) if t not in cached), key=len)
+
+
+def evidence_sentences(chunks: Sequence[Chunk]) -> list[tuple[int, int, int]]:
+    """(row, start, end) of every sentence of the chunks that hold two or more: those get a
+    vector of their own so a result can point at the sentence that answers. A one-sentence
+    chunk's own vector already does."""
+    found = []
+    for row, chunk in enumerate(chunks):
+        spans = sentence_spans(chunk.text)
+        if len(spans) > 1:
+            found += [(row, start, end) for start, end in spans]
+    return found

@@ -1,7 +1,10 @@
 """Search the seedsearch index from the command line.
 
 python scripts/search.py "flood evacuations" [-k 5] [--mode hybrid] [--json]
+                         [--date-from YYYY-MM-DD] [--date-to YYYY-MM-DD] [--all-duplicates]
                          [--index DIR | --api URL]
+
+The sentence that best answers the query is marked **like this** (bold on a terminal).
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from pydantic import ValidationError
 from indexer.errors import UsageError, run_command
 from indexer.settings import settings_from_flags
 from search_api.client import open_search
-from search_api.models import DEFAULT_MODE, MAX_K, MODES, SearchRequest, SearchResponse
+from search_api.models import (
+    DEFAULT_MODE,
+    MAX_K,
+    MODES,
+    Evidence,
+    SearchRequest,
+    SearchResponse,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("query", help="what to look for, in plain words")
     parser.add_argument("-k", type=int, default=5, help=f"how many passages (1-{MAX_K}, default 5)")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
+    parser.add_argument("--date-from", metavar="YYYY-MM-DD", help="only articles published since")
+    parser.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles published until")
+    parser.add_argument(
+        "--all-duplicates", action="store_true", help="list near-duplicate passages one by one"
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON result shape")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--index", type=Path, help="index root (default: var/index)")
@@ -31,28 +46,76 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_response(response: SearchResponse) -> str:
+def marked(text: str, spans: list[Evidence], terminal: bool) -> str:
+    """``text`` with the evidence spans in bold on a terminal, between ** elsewhere."""
+    opening, closing = ("\033[1m", "\033[0m") if terminal else ("**", "**")
+    pieces, cursor = [], 0
+    for span in sorted(spans, key=lambda s: s.start):
+        pieces += [text[cursor : span.start], opening, text[span.start : span.end], closing]
+        cursor = span.end
+    return "".join([*pieces, text[cursor:]])
+
+
+def format_response(response: SearchResponse, terminal: bool = False) -> str:
     if not response.results:
         return f"{response.note or 'no passages match'}: {response.query!r}"
     blocks = []
     for result in response.results:
         heading = f"{result.rank}. {result.title}"
-        where = f"   {result.source} · {result.kind} {result.position} · score {result.score:.3f}"
-        body = textwrap.fill(result.text, width=100, initial_indent="   ", subsequent_indent="   ")
+        where = (
+            f"   {result.published or 'date unknown'} · {result.source} · {result.kind}"
+            f" {result.position} · score {result.score:.3f}"
+        )
+        # Wrapped before marking, so the escape codes never count as width.
+        lines = textwrap.wrap(result.text, width=97)
+        body = "   " + marked("\n".join(lines), _shifted(result.text, lines, result.evidence),
+                              terminal).replace("\n", "\n   ")  # fmt: skip
+        if result.duplicates:
+            body += (
+                f"\n   (also published {result.duplicates} more time(s): "
+                f"{', '.join(result.duplicate_sources)})"
+            )
         blocks.append(f"{heading}\n{where}\n{body}")
     footer = f"({len(response.results)} results, {response.mode}, {response.took_ms:.0f} ms, snapshot {response.snapshot})"
     return "\n\n".join([*blocks, footer])
 
 
+def _shifted(text: str, lines: list[str], spans: list[Evidence]) -> list[Evidence]:
+    """Evidence offsets in ``text`` moved onto the same text wrapped into ``lines``."""
+    mapping, cursor = [], 0  # mapping[i]: where text[i] sits in "\n".join(lines)
+    joined = "\n".join(lines)
+    for char in text:
+        found = joined.find(char, cursor) if not char.isspace() else -1
+        mapping.append(found if found >= 0 else cursor)
+        cursor = found + 1 if found >= 0 else cursor
+    mapping.append(len(joined))
+    return [
+        Evidence(start=mapping[s.start], end=mapping[s.end - 1] + 1)
+        for s in spans
+        if s.end > s.start
+    ]
+
+
 def search(args: argparse.Namespace) -> int:
     try:
-        request = SearchRequest(query=args.query, k=args.k, mode=args.mode)
+        request = SearchRequest.model_validate(
+            {
+                "query": args.query, "k": args.k, "mode": args.mode,
+                "dedupe": not args.all_duplicates,
+                "filters": {"date_from": args.date_from, "date_to": args.date_to},
+            }
+        )  # fmt: skip
     except ValidationError as error:
-        raise UsageError(error.errors()[0]["msg"]) from None
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"] if part != "filters")
+        raise UsageError(f"{where}: {problem['msg']}" if where else problem["msg"]) from None
     settings = settings_from_flags(index_dir=args.index)
     with open_search(settings, args.api) as run_search:
         response = run_search(request)
-    print(response.model_dump_json(indent=2) if args.json else format_response(response))
+    if args.json:
+        print(response.model_dump_json(indent=2))
+    else:
+        print(format_response(response, terminal=sys.stdout.isatty()))
     return 0
 
 

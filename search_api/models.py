@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Literal, get_args
 
 from pydantic import (
@@ -11,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
 from indexer.chunk import ChunkKind
@@ -26,6 +29,7 @@ MAX_OFFSET = 900
 
 
 MAX_FILTER_VALUES = 100
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _as_list(value: object) -> object:
@@ -49,12 +53,31 @@ StrList = Annotated[
 
 
 class Filters(BaseModel):
-    """Keep only passages from these sources (paths under seeds/) or articles."""
+    """Keep only passages from these sources (paths under seeds/) or articles, and published
+    within these dates (inclusive; articles without a date drop out when either is set)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: StrList | None = None
     article_id: StrList | None = None
+    date_from: date | None = Field(default=None, description="YYYY-MM-DD, inclusive")
+    date_to: date | None = Field(default=None, description="YYYY-MM-DD, inclusive")
+
+    @field_validator("date_from", "date_to", mode="before")
+    @classmethod
+    def _iso_date(cls, value: object) -> object:
+        """Only YYYY-MM-DD: pydantic alone would also take timestamps and numbers."""
+        if isinstance(value, str) and not ISO_DATE.fullmatch(value):
+            raise ValueError("a date must be written YYYY-MM-DD")
+        if value is not None and not isinstance(value, str | date):
+            raise ValueError("a date must be a YYYY-MM-DD string")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Filters:
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
+        return self
 
 
 class SearchRequest(BaseModel):
@@ -73,6 +96,9 @@ class SearchRequest(BaseModel):
         default=0, ge=0, le=MAX_OFFSET, strict=True, description="results to skip (paging)"
     )
     collapse: bool = Field(default=False, description="only the best passage per article")
+    dedupe: bool = Field(
+        default=True, description="show each group of near-duplicate passages once"
+    )
     highlight: bool = Field(default=True, description="mark query terms in the returned text")
     explain: bool = Field(default=False, description="add each result's scores and ranks")
 
@@ -89,6 +115,13 @@ class SearchRequest(BaseModel):
 
 class Highlight(BaseModel):
     """A matched query term: ``text[start:end]``."""
+
+    start: int
+    end: int
+
+
+class Evidence(BaseModel):
+    """The sentence (or two) that best answers the query: ``text[start:end]``."""
 
     start: int
     end: int
@@ -118,7 +151,19 @@ class SearchResult(BaseModel):
     position: int
     start: int = Field(description="offset of the passage in its source file")
     end: int
+    published: str | None = Field(
+        default=None, description="the article's publication date, YYYY-MM-DD"
+    )
     highlights: list[Highlight] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(
+        default_factory=list, description="the sentence (or two) of text that answers best"
+    )
+    duplicates: int = Field(
+        default=0, description="near-duplicates of this passage (passing the filters) not shown"
+    )
+    duplicate_sources: list[str] = Field(
+        default_factory=list, description="the sources of those duplicates, sorted"
+    )
     explain: Explain | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
@@ -147,6 +192,7 @@ class Article(BaseModel):
     article_id: str
     title: str
     source: str
+    published: str | None
     passages: list[Passage]
 
 

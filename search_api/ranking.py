@@ -1,14 +1,16 @@
-"""Pure ranking helpers: lexical query terms, score fusion, collapsing."""
+"""Pure ranking helpers: lexical query terms, score fusion, collapsing, evidence sentences."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 # Queries of at most this many content words count as keyword queries (see lexical_weight).
 SHORT_QUERY_TERMS = 4
 LEXICAL_WEIGHT_SHORT = 2.0
 LEXICAL_WEIGHT_LONG = 0.2
+# A neighbour sentence this close to the best one in cosine is part of the answer too.
+EVIDENCE_MARGIN = 0.03
 _WORD = re.compile(r"\w+")
 # Words that match nearly every passage add cost to the lexical search and no signal.
 STOPWORDS = frozenset(
@@ -50,13 +52,29 @@ def convex_fusion(
 
 
 def collapse_by(
-    items: Sequence[tuple[int, float]], group_of: dict[int, str]
+    items: Sequence[tuple[int, float]], group_of: Mapping[int, Hashable]
 ) -> list[tuple[int, float]]:
     """Keep the best-ranked item of each group, in rank order."""
-    seen: set[str] = set()
+    seen: set[Hashable] = set()
     kept = []
     for item, score in items:
         if group_of[item] not in seen:
             seen.add(group_of[item])
             kept.append((item, score))
     return kept
+
+
+def best_sentences(
+    scored: Sequence[tuple[int, int, float]], margin: float = EVIDENCE_MARGIN
+) -> list[tuple[int, int]]:
+    """The (start, end) of the best-scoring sentence, and of a neighbour scoring within
+    ``margin`` of it (an answer often runs over two sentences), in reading order."""
+    if not scored:
+        return []
+    best = max(range(len(scored)), key=lambda i: (scored[i][2], -i))
+    chosen = [best]
+    neighbours = [i for i in (best - 1, best + 1) if 0 <= i < len(scored)]
+    runner_up = max(neighbours, key=lambda i: scored[i][2], default=None)
+    if runner_up is not None and scored[runner_up][2] >= scored[best][2] - margin:
+        chosen.append(runner_up)
+    return [(scored[i][0], scored[i][1]) for i in sorted(chosen)]

@@ -24,7 +24,6 @@ from search_api.models import (
     MAX_OFFSET,
     MAX_QUERY_CHARS,
     Article,
-    Filters,
     Mode,
     SearchRequest,
     SearchResponse,
@@ -81,16 +80,20 @@ def search_get(
     mode: Annotated[Mode, Query()] = DEFAULT_MODE,
     source: Annotated[list[str] | None, Query(description="only these source files")] = None,
     article_id: Annotated[list[str] | None, Query(description="only these articles")] = None,
+    date_from: Annotated[str | None, Query(description="published on or after, YYYY-MM-DD")] = None,
+    date_to: Annotated[str | None, Query(description="published on or before, YYYY-MM-DD")] = None,
     min_score: float | None = None,
     offset: Annotated[int, Query(description=f"results to skip, 0-{MAX_OFFSET}")] = 0,
     collapse: bool = False,
+    dedupe: bool = True,
     highlight: bool = True,
     explain: bool = False,
 ) -> SearchResponse:
+    filters = {"source": source, "article_id": article_id, "date_from": date_from,
+               "date_to": date_to}  # fmt: skip
     request = _validated(
-        query=q, k=k, mode=mode, filters=Filters(source=source, article_id=article_id),
-        min_score=min_score, offset=offset, collapse=collapse, highlight=highlight,
-        explain=explain,
+        query=q, k=k, mode=mode, filters=filters, min_score=min_score, offset=offset,
+        collapse=collapse, dedupe=dedupe, highlight=highlight, explain=explain,
     )  # fmt: skip
     return searcher.search(request)
 

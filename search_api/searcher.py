@@ -6,12 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from indexer.chunk import Chunk
 from indexer.embed import Embedder
 from indexer.errors import ModelMismatchError
 from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import ChunkFilter, IndexStore, Snapshot
 from search_api.models import (
     Article,
+    Evidence,
     Explain,
     Filters,
     Highlight,
@@ -22,10 +26,18 @@ from search_api.models import (
     SearchResult,
     Stats,
 )
-from search_api.ranking import collapse_by, convex_fusion, lexical_weight, query_terms
+from search_api.ranking import (
+    best_sentences,
+    collapse_by,
+    convex_fusion,
+    lexical_weight,
+    query_terms,
+)
 
 NO_MATCH_NOTE = "no passage matches this query well"
-RESULT_COLUMNS = ("article_id", "title", "text", "source", "kind", "position", "start", "end")
+RESULT_COLUMNS = (
+    "article_id", "title", "text", "source", "kind", "position", "start", "end", "published"
+)  # fmt: skip
 MIN_CANDIDATES = 100
 
 
@@ -33,6 +45,8 @@ def _chunk_filter(filters: Filters) -> ChunkFilter:
     return ChunkFilter(
         sources=tuple(filters.source) if filters.source is not None else None,
         article_ids=tuple(filters.article_id) if filters.article_id is not None else None,
+        published_from=filters.date_from.isoformat() if filters.date_from else None,
+        published_to=filters.date_to.isoformat() if filters.date_to else None,
     )
 
 
@@ -99,34 +113,42 @@ class Searcher:
         ]  # fmt: skip
         first = chunks[0]
         return Article(
-            article_id=article_id, title=first.title, source=first.source, passages=passages
-        )
+            article_id=article_id, title=first.title, source=first.source,
+            published=first.published, passages=passages,
+        )  # fmt: skip
 
     def search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
         depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
         chunk_filter = _chunk_filter(request.filters)
-        lists = self._rank(request.query, request.mode, depth, chunk_filter)
-        if request.min_score is None and not self._matches_well(request.query, lists, chunk_filter):
-            return SearchResponse(
-                query=request.query, mode=request.mode, snapshot=self.snapshot.id,
-                took_ms=round((time.perf_counter() - started) * 1000, 3), note=NO_MATCH_NOTE,
-                results=[],
-            )  # fmt: skip
+        # Every mode needs the query's vector: for "no good match" and for evidence sentences.
+        vector = self._embedder.encode_query(request.query)
+        lists = self._rank(request.query, vector, request.mode, depth, chunk_filter)
+        note = None
+        if request.min_score is None and not self._matches_well(vector, lists, chunk_filter):
+            note, lists.fused = NO_MATCH_NOTE, []
         # Rounded once here, so min_score compares the very scores the caller sees.
         ranked = [(row, round(score, 6)) for row, score in lists.fused]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
+        groups = self.snapshot.duplicate_groups([row for row, _ in ranked])
+        if request.dedupe:
+            ranked = collapse_by(ranked, {row: groups.get(row, -1 - row) for row, _ in ranked})
         if request.collapse:
             ranked = collapse_by(ranked, self.snapshot.article_ids([row for row, _ in ranked]))
         ranked = ranked[request.offset : request.offset + request.k]
-        chunks = self.snapshot.rows([row for row, _ in ranked])
+        shown = [row for row, _ in ranked]
+        chunks = self.snapshot.rows(shown)
         spans = (
             self.snapshot.highlight_spans(
-                query_terms(request.query), {row: chunk.text for row, chunk in chunks.items()}
+                query_terms(request.query), {row: chunks[row].text for row in shown}
             )
             if request.highlight
             else {}
+        )
+        evidence = self._evidence(vector, chunks)
+        duplicates = self._duplicates(
+            {row: groups[row] for row in shown if row in groups and request.dedupe}, chunk_filter
         )
         results = [
             SearchResult.model_validate(
@@ -135,6 +157,9 @@ class Searcher:
                     "score": score,
                     "chunk_id": chunks[row].id,
                     "highlights": [Highlight(start=s, end=e) for s, e in spans.get(row, [])],
+                    "evidence": [Evidence(start=s, end=e) for s, e in evidence[row]],
+                    "duplicates": len(duplicates.get(row, [])),
+                    "duplicate_sources": sorted({source for source in duplicates.get(row, [])}),
                     "explain": lists.explain(row, score) if request.explain else None,
                     **{column: getattr(chunks[row], column) for column in RESULT_COLUMNS},
                 }
@@ -146,10 +171,31 @@ class Searcher:
             mode=request.mode,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
             snapshot=self.snapshot.id,
+            note=note,
             results=results,
         )
 
-    def _matches_well(self, query: str, lists: _Lists, chunk_filter: ChunkFilter) -> bool:
+    def _evidence(
+        self, vector: np.ndarray, chunks: dict[int, Chunk]
+    ) -> dict[int, list[tuple[int, int]]]:
+        """Each row's best-answering sentence (or two); a one-sentence passage is its own."""
+        scored = self.snapshot.sentence_scores(vector, list(chunks))
+        return {
+            row: best_sentences(scored[row]) if row in scored else [(0, len(chunk.text))]
+            for row, chunk in chunks.items()
+        }
+
+    def _duplicates(
+        self, groups: dict[int, int], chunk_filter: ChunkFilter
+    ) -> dict[int, list[str]]:
+        """The sources of each shown row's hidden duplicates that pass the filter."""
+        members = self.snapshot.group_members(sorted(set(groups.values())), chunk_filter)
+        return {
+            row: [source for member, source in members.get(group, []) if member != row]
+            for row, group in groups.items()
+        }
+
+    def _matches_well(self, vector: np.ndarray, lists: _Lists, chunk_filter: ChunkFilter) -> bool:
         """Whether any passage is close enough in meaning to the query to be worth showing.
 
         Rank fusion cannot tell an off-topic query from a good one, so the decision rests on
@@ -160,15 +206,16 @@ class Searcher:
         if lists.dense and not chunk_filter.active:
             best = lists.dense[:1]
         else:
-            best = self.snapshot.nearest(self._embedder.encode_query(query), 1)
+            best = self.snapshot.nearest(vector, 1)
         return bool(best) and best[0][1] >= self._no_match_threshold
 
-    def _rank(self, query: str, mode: Mode, depth: int, chunk_filter: ChunkFilter) -> _Lists:
+    def _rank(
+        self, query: str, vector: np.ndarray, mode: Mode, depth: int, chunk_filter: ChunkFilter
+    ) -> _Lists:
         if mode == "lexical":
             lexical = self.snapshot.lexical(query_terms(query), depth, chunk_filter)
             return _Lists(fused=lexical, lexical=lexical)
         allowed = self.snapshot.rows_passing(chunk_filter)
-        vector = self._embedder.encode_query(query)
         dense = self.snapshot.nearest(vector, depth, allowed)
         if mode == "dense":
             return _Lists(fused=dense, dense=dense)

@@ -20,6 +20,7 @@ from indexer.store import (
     choose_index,
 )
 from indexer.store import _vectors as vectors_module
+from indexer.store._manifest import SCHEMA_VERSION
 from indexer.store._vectors import VectorIndex, write_vectors
 
 ROWS, DIMENSION, CLUSTERS = 4000, 64, 40
@@ -166,7 +167,7 @@ MANIFEST = {
     "articles": 0,
     "chunks": 0,
     "built_at": "2025-01-01T00:00:00+00:00",
-    "schema_version": 2,
+    "schema_version": SCHEMA_VERSION,
 }
 
 

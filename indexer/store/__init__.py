@@ -20,7 +20,7 @@ from indexer.store._manifest import (
     choose_index,
 )
 from indexer.store._root import IndexStore, new_snapshot_id, snapshots_to_prune
-from indexer.store._snapshot import Snapshot
+from indexer.store._snapshot import Snapshot, SnapshotContents
 
 __all__ = [
     "FLAT_LIMIT",
@@ -35,6 +35,7 @@ __all__ = [
     "IndexType",
     "Manifest",
     "Snapshot",
+    "SnapshotContents",
     "SourceFile",
     "VectorIndexSpec",
     "choose_index",

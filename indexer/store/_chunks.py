@@ -1,7 +1,9 @@
 """``chunks.sqlite``: chunk rows in vector order, and an FTS5 table over titles and texts.
 
 Every SQL statement on a snapshot's chunk database is here. Row ``n`` of the table holds the
-chunk whose vector is number ``n`` in ``vectors.faiss``.
+chunk whose vector is number ``n`` in ``vectors.faiss``; its ``duplicate_of`` names the first
+row of its near-duplicate group (NULL when it has none). Sentence ``n`` of the ``sentences``
+table (passages of two or more sentences only) has vector ``n`` in ``sentences.npy``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from indexer.chunk import Chunk
 
 CHUNK_COLUMNS = (
-    "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position"
+    "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position",
+    "published",
 )  # fmt: skip
 # bm25 column weights (title, text): equal; README has the weights measured.
 BM25_WEIGHTS = "1.0, 1.0"
@@ -30,14 +33,20 @@ _MARKS = re.compile(f"([{_OPEN}{_CLOSE}])")
 
 @dataclass(frozen=True)
 class ChunkFilter:
-    """Keep only chunks from these sources or articles (None: no condition on that column)."""
+    """Keep only chunks from these sources or articles, published within these ISO dates
+    (inclusive; chunks without a date fail a date condition). None: no condition."""
 
     sources: tuple[str, ...] | None = None
     article_ids: tuple[str, ...] | None = None
+    published_from: str | None = None
+    published_to: str | None = None
 
     @property
     def active(self) -> bool:
-        return self.sources is not None or self.article_ids is not None
+        return any(
+            value is not None
+            for value in (self.sources, self.article_ids, self.published_from, self.published_to)
+        )
 
     def sql(self) -> tuple[str, list[str]]:
         """An SQL condition on the chunks table (TRUE when there are no filters)."""
@@ -46,6 +55,11 @@ class ChunkFilter:
             if values is not None:
                 conditions.append(f"chunks.{column} IN ({_marks(len(values))})")
                 parameters += values
+        # ISO dates compare as strings; NULL compares as unknown, so undated chunks drop out.
+        for operator, bound in ((">=", self.published_from), ("<=", self.published_to)):
+            if bound is not None:
+                conditions.append(f"chunks.published {operator} ?")
+                parameters.append(bound)
         return " AND ".join(conditions), parameters
 
 
@@ -63,24 +77,43 @@ def match_expression(terms: Sequence[str]) -> str | None:
     return " OR ".join(quoted) or None
 
 
-def write_chunks(path: Path, chunks: Sequence[Chunk]) -> None:
+def write_chunks(
+    path: Path,
+    chunks: Sequence[Chunk],
+    duplicate_of: Sequence[int | None],
+    sentences: Sequence[tuple[int, int, int]],
+) -> None:
+    """Write the chunk rows (with each one's duplicate group) and the sentence table, whose
+    entries are (chunk row, start, end) in sentence-vector order."""
     db = sqlite3.connect(path)
     try:
         with db:
             db.execute(
                 "CREATE TABLE chunks (row INTEGER PRIMARY KEY, id TEXT UNIQUE, article_id TEXT,"
                 " kind TEXT, title TEXT, text TEXT, embed_text TEXT, source TEXT,"
-                " start INTEGER, end INTEGER, position INTEGER)"
+                " start INTEGER, end INTEGER, position INTEGER, published TEXT,"
+                " duplicate_of INTEGER)"
             )
             db.executemany(
-                f"INSERT INTO chunks VALUES (?, {_marks(len(CHUNK_COLUMNS))})",
+                f"INSERT INTO chunks VALUES (?, {_marks(len(CHUNK_COLUMNS) + 1)})",
                 (
-                    (row, *(getattr(c, col) for col in CHUNK_COLUMNS))
-                    for row, c in enumerate(chunks)
+                    (row, *(getattr(c, col) for col in CHUNK_COLUMNS), group)
+                    for row, (c, group) in enumerate(zip(chunks, duplicate_of, strict=True))
                 ),
             )
             db.execute("CREATE INDEX chunks_source ON chunks(source)")
             db.execute("CREATE INDEX chunks_article ON chunks(article_id)")
+            db.execute("CREATE INDEX chunks_published ON chunks(published)")
+            db.execute("CREATE INDEX chunks_duplicate ON chunks(duplicate_of)")
+            db.execute(
+                "CREATE TABLE sentences (sentence INTEGER PRIMARY KEY, row INTEGER,"
+                " start INTEGER, end INTEGER)"
+            )
+            db.executemany(
+                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
+                ((n, *sentence) for n, sentence in enumerate(sentences)),
+            )
+            db.execute("CREATE INDEX sentences_row ON sentences(row)")
             # Porter stemming lets "evacuations" match "evacuated".
             db.execute(
                 "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, content='chunks',"
@@ -187,6 +220,43 @@ class ChunkTable:
             [article_id],
         )
         return [_chunk(row) for row in found]
+
+    def duplicate_groups(self, row_ids: Sequence[int]) -> dict[int, int]:
+        """The duplicate group of each row that has one (rows without are left out)."""
+        found = self._in_batches(
+            "SELECT row, duplicate_of FROM chunks"
+            " WHERE duplicate_of IS NOT NULL AND row IN ({marks})",
+            row_ids,
+        )
+        return {int(row): int(group) for row, group in found}
+
+    def group_members(
+        self, groups: Sequence[int], chunk_filter: ChunkFilter
+    ) -> dict[int, list[tuple[int, str]]]:
+        """The (row, source) of every member of these groups that passes the filter."""
+        condition, parameters = chunk_filter.sql()
+        found = self._in_batches(
+            "SELECT duplicate_of, row, source FROM chunks"
+            f" WHERE {condition} AND duplicate_of IN ({{marks}}) ORDER BY row",
+            groups,
+            before=parameters,
+        )
+        members: dict[int, list[tuple[int, str]]] = {}
+        for group, row, source in found:
+            members.setdefault(int(group), []).append((int(row), str(source)))
+        return members
+
+    def sentences(self, row_ids: Sequence[int]) -> dict[int, list[tuple[int, int, int]]]:
+        """Each row's sentences as (sentence number, start, end), for rows that have them."""
+        found = self._in_batches(
+            "SELECT row, sentence, start, end FROM sentences WHERE row IN ({marks})"
+            " ORDER BY sentence",
+            row_ids,
+        )
+        sentences: dict[int, list[tuple[int, int, int]]] = {}
+        for row, sentence, start, end in found:
+            sentences.setdefault(int(row), []).append((int(sentence), int(start), int(end)))
+        return sentences
 
     def rows_passing(self, chunk_filter: ChunkFilter) -> list[int]:
         condition, parameters = chunk_filter.sql()

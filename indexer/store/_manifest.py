@@ -10,7 +10,8 @@ from typing import Any, Literal, get_args
 
 from indexer.errors import ConfigurationError
 
-SCHEMA_VERSION = 2
+# 3: publication dates, duplicate groups and sentence vectors.
+SCHEMA_VERSION = 3
 # flat: exact IndexFlatIP; hnsw: IndexHNSWFlat graph; ivf: inverted lists of compressed codes
 # (SQ8 or PQ), re-ranked by finer codes (``refine``) when set.
 IndexType = Literal["flat", "hnsw", "ivf"]
@@ -108,7 +109,10 @@ class Manifest:
         try:
             data = json.loads(text)
             if data.get("schema_version") != SCHEMA_VERSION:
-                raise ValueError(f"unsupported snapshot schema {data.get('schema_version')!r}")
+                raise ValueError(
+                    f"snapshot schema {data.get('schema_version')!r} is not the one this version"
+                    f" reads ({SCHEMA_VERSION}); rebuild with `python -m indexer build`"
+                )
             data["files"] = [SourceFile(**f) for f in data["files"]]
             data["errors"] = [FileError(**e) for e in data.get("errors", [])]
             return cls(**data)

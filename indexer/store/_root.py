@@ -3,7 +3,8 @@
 Layout::
 
     CURRENT                  id of the live snapshot (replaced atomically)
-    snapshots/<id>/          vectors.faiss, chunks.sqlite, manifest.json (immutable)
+    snapshots/<id>/          vectors.faiss, chunks.sqlite, sentences.npy, manifest.json
+                             (immutable)
     publish_log.jsonl        when each kept snapshot was published (prune's grace period)
     models/<fingerprint>.onnx the exported model servers encode queries with
     embeddings.sqlite        the embedding cache, kept across builds
@@ -33,10 +34,13 @@ from indexer.store._manifest import Manifest
 from indexer.store._snapshot import (
     CHUNKS_FILE,
     MANIFEST_FILE,
+    SENTENCES_FILE,
     SNAPSHOT_FILES,
     VECTORS_FILE,
     Snapshot,
+    SnapshotContents,
     read_manifest,
+    write_sentence_vectors,
 )
 from indexer.store._vectors import write_vectors
 
@@ -185,13 +189,19 @@ class IndexStore:
         return EmbeddingCache(self.root / CACHE_FILE, fingerprint)
 
     def write_snapshot(
-        self, manifest: Manifest, chunks: Sequence[Chunk], vectors: np.ndarray
+        self,
+        manifest: Manifest,
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        contents: SnapshotContents | None = None,
     ) -> None:
         """Write a complete snapshot directory and fsync it; it is not live until published."""
+        contents = contents or SnapshotContents.empty(len(chunks), vectors.shape[1])
         directory = self._snapshot_dir(manifest.snapshot_id)
         directory.mkdir(parents=True)
         write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
-        write_chunks(directory / CHUNKS_FILE, chunks)
+        write_chunks(directory / CHUNKS_FILE, chunks, contents.duplicate_of, contents.sentences)
+        write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
         (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
         for name in SNAPSHOT_FILES:
             _fsync(directory / name)

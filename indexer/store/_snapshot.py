@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,28 @@ from indexer.store._vectors import VectorIndex
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
-SNAPSHOT_FILES = (VECTORS_FILE, CHUNKS_FILE, MANIFEST_FILE)
+SENTENCES_FILE = "sentences.npy"
+SNAPSHOT_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE, MANIFEST_FILE)
+
+
+@dataclass(frozen=True)
+class SnapshotContents:
+    """What a snapshot holds beside its chunk rows and their vectors."""
+
+    duplicate_of: Sequence[int | None]  # per row: the first row of its duplicate group
+    sentences: Sequence[tuple[int, int, int]]  # (row, start, end), in sentence-vector order
+    sentence_vectors: np.ndarray
+
+    @classmethod
+    def empty(cls, rows: int, dimension: int) -> SnapshotContents:
+        """No duplicates and no sentence vectors."""
+        return cls([None] * rows, [], np.zeros((0, dimension), dtype=np.float32))
+
+
+def write_sentence_vectors(path: Path, vectors: np.ndarray) -> None:
+    """Sentence vectors in half precision: they only pick a passage's best sentence."""
+    with path.open("wb") as handle:
+        np.save(handle, np.asarray(vectors, dtype=np.float16))
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -39,7 +61,13 @@ class Snapshot:
         try:
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._chunks = ChunkTable(directory / CHUNKS_FILE)
-        except (OSError, RuntimeError, sqlite3.Error) as error:  # FAISS raises RuntimeError
+            self._sentence_vectors = np.load(directory / SENTENCES_FILE, mmap_mode="r")
+        except (
+            OSError,
+            RuntimeError,
+            ValueError,
+            sqlite3.Error,
+        ) as error:  # FAISS raises RuntimeError
             raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
         if len(self._vectors) != self.manifest.chunks:
             self._chunks.close()
@@ -89,6 +117,37 @@ class Snapshot:
 
     def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
         return self._chunks.article_ids(row_ids)
+
+    def duplicate_groups(self, row_ids: Sequence[int]) -> dict[int, int]:
+        """The near-duplicate group of each row that has one, by row."""
+        return self._chunks.duplicate_groups(row_ids)
+
+    def group_members(
+        self, groups: Sequence[int], chunk_filter: ChunkFilter = NO_FILTER
+    ) -> dict[int, list[tuple[int, str]]]:
+        """Every member (row, source) of these duplicate groups passing the filter, by group."""
+        return self._chunks.group_members(groups, chunk_filter)
+
+    def sentence_scores(
+        self, vector: np.ndarray, row_ids: Sequence[int]
+    ) -> dict[int, list[tuple[int, int, float]]]:
+        """Each sentence's (start, end, cosine to ``vector``) in the rows that hold two or
+        more sentences; single-sentence rows are left out."""
+        sentences = self._chunks.sentences(row_ids)
+        numbers = [n for found in sentences.values() for n, _, _ in found]
+        if not numbers:
+            return {}
+        scores = dict(
+            zip(
+                numbers,
+                (self._sentence_vectors[numbers] @ vector.reshape(-1)).tolist(),
+                strict=True,
+            )
+        )
+        return {
+            row: [(start, end, float(scores[n])) for n, start, end in found]
+            for row, found in sentences.items()
+        }
 
     def highlight_spans(
         self, terms: Sequence[str], texts: dict[int, str]

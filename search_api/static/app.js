@@ -10,6 +10,8 @@
   const form = document.getElementById("search-form");
   const input = document.getElementById("q");
   const modeSelect = document.getElementById("mode");
+  const dateFrom = document.getElementById("date-from");
+  const dateTo = document.getElementById("date-to");
   const hint = document.getElementById("hint");
   const errorBox = document.getElementById("error");
   const status = document.getElementById("status");
@@ -36,6 +38,11 @@
 
   function normalMode(value) {
     return MODES.includes(value) ? value : DEFAULT_MODE;
+  }
+
+  // A YYYY-MM-DD date or "" (what <input type="date"> gives and the API takes).
+  function normalDate(value) {
+    return /^\d{4}-\d{2}-\d{2}$/.test(value || "") ? value : "";
   }
 
   // A readable sentence from an error body: {"detail": "..."} or FastAPI's
@@ -103,24 +110,43 @@
 
   // ---- highlighting --------------------------------------------------------
 
-  // Highlights are code-point offsets (Python str indices). Array.from splits a
-  // string into code points, so characters outside the BMP count as one.
-  function highlightedText(container, text, highlights) {
-    const chars = Array.from(text);
-    const spans = (Array.isArray(highlights) ? highlights : [])
-      .map((h) => [Math.max(0, Number(h.start) | 0), Math.min(chars.length, Number(h.end) | 0)])
-      .filter(([start, end]) => end > start)
-      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-
-    let cursor = 0;
-    for (const [start, end] of spans) {
-      if (end <= cursor) continue; // inside a mark already placed
-      const from = Math.max(start, cursor);
-      if (from > cursor) container.append(chars.slice(cursor, from).join(""));
-      container.append(el("mark", null, chars.slice(from, end).join("")));
-      cursor = end;
+  // Highlights and evidence are code-point offsets (Python str indices). Array.from
+  // splits a string into code points, so characters outside the BMP count as one.
+  function flagged(length, spans) {
+    const flags = new Array(length).fill(false);
+    for (const span of Array.isArray(spans) ? spans : []) {
+      const start = Math.max(0, Number(span.start) | 0);
+      const end = Math.min(length, Number(span.end) | 0);
+      for (let i = start; i < end; i += 1) flags[i] = true;
     }
-    if (cursor < chars.length) container.append(chars.slice(cursor).join(""));
+    return flags;
+  }
+
+  // Runs of equal flags: [[start, end, flag], ...].
+  function runs(flags, from, to) {
+    const found = [];
+    for (let i = from; i < to; ) {
+      let j = i;
+      while (j < to && flags[j] === flags[i]) j += 1;
+      found.push([i, j, flags[i]]);
+      i = j;
+    }
+    return found;
+  }
+
+  // The evidence sentence in <strong>, matched query terms in <mark>.
+  function highlightedText(container, text, highlights, evidence) {
+    const chars = Array.from(text);
+    const marked = flagged(chars.length, highlights);
+    const strong = flagged(chars.length, evidence);
+    for (const [start, end, isEvidence] of runs(strong, 0, chars.length)) {
+      const target = isEvidence ? el("strong", "evidence") : container;
+      for (const [from, to, isMark] of runs(marked, start, end)) {
+        const piece = chars.slice(from, to).join("");
+        target.append(isMark ? el("mark", null, piece) : piece);
+      }
+      if (isEvidence) container.append(target);
+    }
   }
 
   // ---- results -------------------------------------------------------------
@@ -132,11 +158,12 @@
     item.append(title);
 
     const text = el("p", "result-text");
-    highlightedText(text, String(result.text ?? ""), result.highlights);
+    highlightedText(text, String(result.text ?? ""), result.highlights, result.evidence);
     item.append(text);
 
     const meta = el("p", "result-meta");
     const fields = [
+      ["published", "Published", result.published || "date unknown"],
       ["source", "Source", result.source],
       ["kind", "Kind", result.kind],
       ["score", "Score", typeof result.score === "number" ? result.score.toFixed(3) : "—"],
@@ -147,6 +174,14 @@
       meta.append(field);
     }
     item.append(meta);
+
+    const copies = Number(result.duplicates) || 0;
+    if (copies > 0) {
+      const sources = Array.isArray(result.duplicate_sources) ? result.duplicate_sources : [];
+      item.append(el("p", "duplicates",
+        "Also published " + plural(copies, "more time", "more times") +
+        (sources.length ? ": " + sources.join(", ") : "")));
+    }
 
     // Read on: the whole article in reading order, with this passage marked.
     const readOn = el("button", "read-on", "Read the article");
@@ -207,7 +242,8 @@
     if (data.snapshot && data.snapshot !== shownSnapshot) loadStats(); // index was swapped
   }
 
-  async function runSearch(query, mode) {
+  async function runSearch(state) {
+    const query = state.q;
     cancelSearch();
     const seq = searchSeq;
     const controller = new AbortController();
@@ -219,7 +255,9 @@
     results.setAttribute("aria-busy", "true");
     form.setAttribute("aria-busy", "true");
 
-    const params = new URLSearchParams({ q: query, k: String(RESULTS_PER_PAGE), mode: mode });
+    const params = new URLSearchParams({ q: query, k: String(RESULTS_PER_PAGE), mode: state.mode });
+    if (state.from) params.set("date_from", state.from);
+    if (state.to) params.set("date_to", state.to);
     let response;
     let body;
     try {
@@ -258,12 +296,29 @@
 
   function stateFromUrl() {
     const params = new URLSearchParams(window.location.search);
-    return { q: (params.get("q") || "").trim(), mode: normalMode(params.get("mode")) };
+    return {
+      q: (params.get("q") || "").trim(),
+      mode: normalMode(params.get("mode")),
+      from: normalDate(params.get("date_from")),
+      to: normalDate(params.get("date_to")),
+    };
+  }
+
+  function stateFromForm() {
+    return {
+      q: input.value.trim(),
+      mode: normalMode(modeSelect.value),
+      from: normalDate(dateFrom.value),
+      to: normalDate(dateTo.value),
+    };
   }
 
   function urlFor(state) {
     if (!state.q) return "/";
-    return "/?" + new URLSearchParams({ q: state.q, mode: state.mode }).toString();
+    const params = new URLSearchParams({ q: state.q, mode: state.mode });
+    if (state.from) params.set("date_from", state.from);
+    if (state.to) params.set("date_to", state.to);
+    return "/?" + params.toString();
   }
 
   function recordUrl(state) {
@@ -285,9 +340,11 @@
     const state = stateFromUrl();
     input.value = state.q;
     modeSelect.value = state.mode;
+    dateFrom.value = state.from;
+    dateTo.value = state.to;
     setTitle(state.q);
     if (state.q) {
-      runSearch(state.q, state.mode);
+      runSearch(state);
     } else {
       showHint();
     }
@@ -359,21 +416,23 @@
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
-    const state = { q: input.value.trim(), mode: normalMode(modeSelect.value) };
+    const state = stateFromForm();
     recordUrl(state);
     setTitle(state.q);
     if (state.q) {
-      runSearch(state.q, state.mode);
+      runSearch(state);
     } else {
       input.value = "";
       showHint();
     }
   });
 
-  // A new mode re-runs the current query (if there is one).
-  modeSelect.addEventListener("change", function () {
-    if (input.value.trim()) form.requestSubmit();
-  });
+  // A new mode or date range re-runs the current query (if there is one).
+  for (const control of [modeSelect, dateFrom, dateTo]) {
+    control.addEventListener("change", function () {
+      if (input.value.trim()) form.requestSubmit();
+    });
+  }
 
   window.addEventListener("popstate", applyUrl);
 
