@@ -29,6 +29,11 @@ RESULT_FIELDS = {
     "source",
     "kind",
     "position",
+    "published",
+    "highlights",
+    "evidence",
+    "duplicates",
+    "duplicate_sources",
 }
 RELOAD_SECONDS = 60
 
@@ -69,7 +74,10 @@ def test_post_search_takes_filters_collapse_and_highlight(server: Server) -> Non
     [{"q": ""}, {"q": "   "}, {"q": "x" * (MAX_QUERY_CHARS + 1)}, {"q": "flood", "k": 0},
      {"q": "flood", "k": 101}, {"q": "flood", "k": "ten"}, {"q": "flood", "k": 2.5},
      {"q": "flood", "mode": "fuzzy"}, {}, {"q": "flood", "min_score": "high"},
-     {"q": "flood", "min_score": "nan"}, {"q": "flood", "min_score": "inf"}],
+     {"q": "flood", "min_score": "nan"}, {"q": "flood", "min_score": "inf"},
+     {"q": "flood", "date_from": "2026-02-30"}, {"q": "flood", "date_to": "02/01/2026"},
+     {"q": "flood", "date_from": "2026-02-02", "date_to": "2026-02-01"},
+     {"q": "flood", "dedupe": "perhaps"}],
 )  # fmt: skip
 def test_bad_query_parameters_get_a_422_with_a_message(
     server: Server, params: dict[str, object]
@@ -86,6 +94,8 @@ def test_bad_query_parameters_get_a_422_with_a_message(
      '{"query": "flood", "filters": {"source": 7}}', '{"query": "flood", "collapse": "maybe"}',
      '{"query": "flood \\ud800"}', '{"query": "flood", "min_score": NaN}',
      '{"query": "flood", "filters": {"source": []}}',
+     '{"query": "flood", "filters": {"date_from": "2026-13-01"}}',
+     '{"query": "flood", "date_from": "2026-02-01"}',
      '{"query": "flood", "filters": {"source": [' + ", ".join(['"a"'] * 101) + "]}}"],
 )  # fmt: skip
 def test_bad_json_bodies_get_a_422_with_a_message(server: Server, content: str) -> None:
@@ -94,6 +104,19 @@ def test_bad_json_bodies_get_a_422_with_a_message(server: Server, content: str) 
     )
     assert response.status_code == 422, response.text
     assert response.json()["detail"]
+
+
+def test_dates_filter_over_get_and_post_and_every_result_says_when(server: Server) -> None:
+    by_get = get(server, "/search", q="people crossing", k=10, date_from="2026-02-02").json()
+    by_post = post(server, "/search", json={
+        "query": "people crossing", "k": 10, "filters": {"date_from": "2026-02-02"}}).json()  # fmt: skip
+    assert [r["chunk_id"] for r in by_get["results"]] == [r["chunk_id"] for r in by_post["results"]]
+    assert by_get["results"] and all(r["published"] == "2026-02-02" for r in by_get["results"])
+    everything = get(server, "/search", q="people crossing", k=20).json()["results"]
+    assert {r["published"] for r in everything} >= {"2026-02-02", None}
+    for result in everything:
+        assert isinstance(result["evidence"], list) and result["evidence"]
+        assert result["duplicates"] == 0 and result["duplicate_sources"] == []
 
 
 def test_unknown_routes_and_methods_are_4xx(server: Server) -> None:

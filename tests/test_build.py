@@ -17,6 +17,7 @@ from conftest import ROOT, SEED_FILE, bbc_files, new_corpus, run_python
 
 from indexer.build import EMBED_BATCH, build_index
 from indexer.embed import Embedder
+from indexer.errors import SnapshotError
 from indexer.settings import Settings
 from indexer.store import IndexStore, Manifest
 from search_api.models import SearchRequest
@@ -343,3 +344,22 @@ def test_an_overlong_paragraph_is_split_into_windows_the_model_can_read(
     source = (corpus.seeds_dir / "long.txt").read_text(encoding="utf-8")
     assert all(source[w.start : w.end] == w.text for w in windows)
     assert " ".join(w.text for w in sorted(windows, key=lambda w: w.start)) == sentences
+
+
+def test_a_snapshot_of_an_older_format_is_rebuilt_not_reused(
+    corpus: Settings, embedder: Embedder
+) -> None:
+    first = build_index(corpus, embedder=embedder)
+    manifest_file = corpus.index_dir / "snapshots" / first.snapshot / "manifest.json"
+    older = json.loads(manifest_file.read_text()) | {"schema_version": 2}
+    manifest_file.write_text(json.dumps(older))
+    with pytest.raises(SnapshotError, match="rebuild with `python -m indexer build`"):
+        IndexStore(corpus.index_dir).open_snapshot()
+
+    again = build_index(corpus, embedder=embedder)
+    assert again.published and again.parsed == 1 and again.computed == 0  # all from the cache
+    assert again.sentences == first.sentences > 0
+    request = SearchRequest(query="flood evacuations", k=1)
+    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
+    assert searcher.search(request).results[0].published == "2026-02-01"
+    searcher.close()

@@ -176,3 +176,40 @@ def test_a_result_opens_in_its_article_with_the_hit_marked(page: Page, live_serv
     expect(hit).to_have_text(first.locator(".result-text").inner_text())
     first.get_by_role("button", name="Hide the article").click()
     expect(first.locator(".article")).to_have_count(0)
+
+
+def test_the_answering_sentence_is_bold_and_every_result_shows_its_date(
+    page: Page, live_server: str
+) -> None:
+    api = get_json(live_server + "/search?q=patients%20crossing%20Rafah&k=10")["results"]
+    page.goto(live_server + "/?q=patients%20crossing%20Rafah")
+    wait_for_results(page)
+    items = page.locator("#results > li")
+    expect(items).to_have_count(len(api))
+    for index, result in enumerate(api):
+        item = items.nth(index)
+        sentences = [result["text"][e["start"] : e["end"]] for e in result["evidence"]]
+        expect(item.locator("strong.evidence")).to_have_text(sentences)
+        expect(item.locator(".meta-published .meta-value")).to_have_text(
+            result["published"] or "date unknown"
+        )
+
+
+def test_the_date_range_filters_results_and_travels_in_the_url(
+    page: Page, live_server: str
+) -> None:
+    page.goto(live_server + "/?q=people%20leaving")
+    wait_for_results(page)
+    expect(
+        page.locator(".meta-published .meta-value", has_text="date unknown").first
+    ).to_be_visible()
+    page.locator("#date-from").fill("2026-02-02")
+    page.locator("#date-from").dispatch_event("change")
+    expect(page).to_have_url(re.compile(r"[?&]date_from=2026-02-02(&|$)"))
+    wait_for_results(page)
+    dates = page.locator(".meta-published .meta-value")
+    expect(dates.first).to_have_text("2026-02-02")
+    assert set(dates.all_inner_texts()) == {"2026-02-02"}
+    page.reload()
+    wait_for_results(page)
+    expect(page.locator("#date-from")).to_have_value("2026-02-02")

@@ -24,6 +24,27 @@ def test_search_script_puts_the_flood_lead_in_the_top_three(seed_settings: Setti
     assert "Morocco has evacuated more than 50,000 people" in top_three
 
 
+def test_search_script_marks_the_evidence_and_shows_dates(
+    seed_settings: Settings, searcher: Searcher
+) -> None:
+    args = ["scripts/search.py", "patients crossing Rafah", "-k", "3", "--date-from", "2026-02-02"]
+    done = run_python(*args, "--index", str(seed_settings.index_dir))
+    assert done.returncode == 0, done.stderr
+    blocks = done.stdout.split("\n\n")[:-1]
+    request = SearchRequest.model_validate(
+        {"query": "patients crossing Rafah", "k": 3, "filters": {"date_from": "2026-02-02"}}
+    )
+    expected = searcher.search(request).results
+    assert len(blocks) == len(expected) > 0
+    for block, result in zip(blocks, expected, strict=True):
+        assert block.splitlines()[1].strip().startswith("2026-02-02 · ")
+        marked = " ".join(block.split("**")[1::2][0].split())  # pipes get ** rather than bold
+        evidence = result.text[result.evidence[0].start : result.evidence[0].end]
+        assert marked == " ".join(evidence.split())
+    done = run_python(*args[:2], "--date-to", "2026-02-31", "--index", str(seed_settings.index_dir))
+    assert done.returncode == 2 and "date_to" in done.stderr
+
+
 def test_search_script_prints_the_api_json_shape(
     seed_settings: Settings, searcher: Searcher
 ) -> None:
