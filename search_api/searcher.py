@@ -27,6 +27,8 @@ from search_api.models import (
     Stats,
 )
 from search_api.ranking import (
+    article_boosts,
+    article_weight,
     best_sentences,
     collapse_by,
     convex_fusion,
@@ -227,8 +229,17 @@ class Searcher:
         cosines.update(
             self.snapshot.similarities(vector, [r for r, _ in lexical if r not in cosines])
         )
-        fused = convex_fusion(cosines, lexical, lexical_weight(terms))
-        return _Lists(fused=fused, dense=dense, lexical=lexical, cosines=cosines)
+        boosts = self._article_boosts(lexical, cosines, article_weight(terms))
+        fused = convex_fusion(cosines, lexical, lexical_weight(terms), boosts)
+        return _Lists(fused, dense, lexical, cosines, boosts)
+
+    def _article_boosts(
+        self, lexical: list[tuple[int, float]], cosines: dict[int, float], weight: float
+    ) -> dict[int, float]:
+        if weight <= 0 or not lexical:
+            return {}
+        article_of = self.snapshot.article_ids(list(cosines))
+        return article_boosts(lexical, article_of, cosines, weight)
 
 
 @dataclass
@@ -239,6 +250,7 @@ class _Lists:
     dense: list[tuple[int, float]] = field(default_factory=list)
     lexical: list[tuple[int, float]] = field(default_factory=list)
     cosines: dict[int, float] = field(default_factory=dict)  # hybrid: every candidate's cosine
+    boosts: dict[int, float] = field(default_factory=dict)  # hybrid: article boost by row
 
     def explain(self, row: int, fused_score: float) -> Explain:
         dense = {r: (rank, score) for rank, (r, score) in enumerate(self.dense, start=1)}
@@ -248,7 +260,7 @@ class _Lists:
         return Explain(
             dense_score=_rounded(dense_score), dense_rank=dense_rank,
             lexical_score=_rounded(lexical_score), lexical_rank=lexical_rank,
-            article_boost=0.0, fused_score=fused_score,
+            article_boost=round(self.boosts.get(row, 0.0), 6), fused_score=fused_score,
         )  # fmt: skip
 
 

@@ -18,8 +18,11 @@ from indexer.store._chunks import match_expression, parse_highlighted
 from search_api.evaluation import load_queries
 from search_api.models import Filters, SearchRequest
 from search_api.ranking import (
+    ARTICLE_WEIGHT_LONG,
     LEXICAL_WEIGHT_LONG,
     LEXICAL_WEIGHT_SHORT,
+    article_boosts,
+    article_weight,
     collapse_by,
     convex_fusion,
     lexical_weight,
@@ -144,6 +147,37 @@ def test_convex_fusion_adds_the_normalised_lexical_score_to_the_cosine() -> None
     assert [row for row, _ in fused] == [2, 1, 3]  # 0.55, 0.50 (tie with 3 broken by cosine)
     assert dict(fused)[3] == pytest.approx(0.30 + 0.2)
     assert convex_fusion(cosines, [], weight=2.0) == sorted(cosines.items(), key=lambda p: -p[1])
+
+
+def test_a_passage_shares_its_articles_best_lexical_match() -> None:
+    article_of = {1: "a", 2: "a", 3: "b", 4: "c"}
+    boosts = article_boosts([(2, 10.0), (3, 5.0)], article_of, [1, 2, 3, 4], weight=0.2)
+    assert boosts == pytest.approx({1: 0.2, 2: 0.2, 3: 0.1})  # article c: no lexical match
+    assert article_boosts([(2, 10.0)], article_of, [1, 2], weight=0.0) == {}
+    fused = dict(convex_fusion({1: 0.5, 2: 0.4}, [(2, 10.0)], 0.2, boosts))
+    assert fused == pytest.approx({1: 0.7, 2: 0.8})
+
+
+def test_only_long_queries_credit_the_article(searcher: Searcher) -> None:
+    assert article_weight(query_terms("flood evacuations")) == 0.0
+    long_query = "how many people did Morocco evacuate from the flooded city"
+    assert article_weight(query_terms(long_query)) == ARTICLE_WEIGHT_LONG > 0
+    explained = searcher.search(SearchRequest(query=long_query, k=5, explain=True)).results
+    assert all(r.explain and r.explain.article_boost > 0 for r in explained[:1])
+    for result in explained:
+        assert result.explain is not None and result.explain.dense_score is not None
+        lexical = (
+            LEXICAL_WEIGHT_LONG
+            * (result.explain.lexical_score or 0)
+            / max(r.explain.lexical_score or 0 for r in explained if r.explain)
+        )
+        assert result.score >= result.explain.dense_score + result.explain.article_boost - 1e-6
+        assert (
+            result.score
+            <= result.explain.dense_score + result.explain.article_boost + lexical + 1e-5
+        )
+    short = searcher.search(SearchRequest(query="flood evacuations", k=5, explain=True)).results
+    assert all(r.explain and r.explain.article_boost == 0 for r in short)
 
 
 def test_keyword_queries_lean_on_lexical_matches_and_questions_on_meaning() -> None:
