@@ -18,6 +18,7 @@ from tqdm import tqdm
 from indexer.chunk import Chunk, ChunkingParams, chunk_articles
 from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
+from indexer.encoders import CharSpan
 from indexer.errors import BuildError, GateRefusedError, SnapshotError
 from indexer.parse import SourceError, decode_source, parse_articles
 from indexer.plan import (
@@ -172,21 +173,63 @@ def _carry_out(
     return corpus
 
 
+@dataclass
+class _Embedded:
+    """The build's vectors: one per text, and its sentences' vectors, in the texts' order."""
+
+    vectors: np.ndarray
+    sentence_vectors: list[np.ndarray]
+    computed: set[str]  # texts this build ran through the model
+
+
 def _embed(
-    texts: list[str], embedder: EmbeddingModel, cache: EmbeddingCache, full: bool, progress: bool
-) -> tuple[np.ndarray, set[str]]:
-    """One vector per text, computing only cache misses; also returns the texts computed."""
-    vectors = {} if full else cache.get_many(texts)
-    missing = texts_to_embed(texts, vectors)
+    texts: list[str],
+    sentences: list[list[CharSpan]],
+    embedder: EmbeddingModel,
+    cache: EmbeddingCache,
+    full: bool,
+    progress: bool,
+) -> _Embedded:
+    """Each text's vector and its sentences' vectors, computing only what the cache lacks
+    (one model pass gives both)."""
+    wanted = dict(zip(texts, sentences, strict=True))
+    vectors = {} if full else cache.get_many(wanted)
+    spans = {} if full else cache.get_spans([text for text, found in wanted.items() if found])
+    complete = [
+        text
+        for text, found in wanted.items()
+        if text in vectors and (not found or len(spans.get(text, ())) == len(found))
+    ]
+    missing = texts_to_embed(list(wanted), set(complete))
     with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress) as bar:
         for offset in range(0, len(missing), EMBED_BATCH):
             batch = missing[offset : offset + EMBED_BATCH]
-            encoded = embedder.encode(batch)
+            encoded = embedder.encode_spans(batch, [wanted[text] for text in batch])
+            fresh_spans = {t: m for t, (_, m) in zip(batch, encoded, strict=True) if len(m)}
             # Written per batch, so a build killed part-way keeps what it embedded.
-            cache.put_many(batch, encoded)
-            vectors.update(zip(batch, encoded, strict=True))
+            cache.put_many(batch, np.stack([vector for vector, _ in encoded]), fresh_spans)
+            vectors.update((text, vector) for text, (vector, _) in zip(batch, encoded, strict=True))
+            spans.update(fresh_spans)
             bar.update(len(batch))
-    return np.stack([vectors[text] for text in texts]), set(missing)
+    dimension = len(next(iter(vectors.values())))
+    empty = np.zeros((0, dimension), dtype=np.float32)
+    return _Embedded(
+        vectors=np.stack([vectors[text] for text in texts]),
+        sentence_vectors=[spans[text] if wanted[text] else empty for text in texts],
+        computed=set(missing),
+    )
+
+
+def _sentences_by_text(
+    chunks: list[Chunk], sentences: list[tuple[int, int, int]]
+) -> list[list[CharSpan]]:
+    """Each chunk's evidence sentences as spans of the text it embeds (which may start with
+    the headline)."""
+    spans: list[list[CharSpan]] = [[] for _ in chunks]
+    for row, start, end in sentences:
+        shift = len(chunks[row].embed_text) - len(chunks[row].text)
+        spans[row].append((start + shift, end + shift))
+    return spans
 
 
 def build_index(
@@ -250,18 +293,21 @@ def build_index(
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
         sentences = evidence_sentences(corpus.chunks)
-        sentence_texts = [corpus.chunks[row].text[start:end] for row, start, end in sentences]
         with store.embedding_cache(embedder.fingerprint) as cache:
-            vectors, fresh = _embed(texts + sentence_texts, embedder, cache, full, progress)
+            embedded_now = _embed(
+                texts, _sentences_by_text(corpus.chunks, sentences), embedder, cache, full,
+                progress,
+            )  # fmt: skip
+        vectors, fresh = embedded_now.vectors, embedded_now.computed
         embedded = sum(text in fresh for text in texts)
         manifest = replace(manifest, dimension=int(vectors.shape[1]))
         contents = SnapshotContents(
             duplicate_of=duplicate_groups([(c.article_id, c.text) for c in corpus.chunks]),
             sentences=sentences,
-            sentence_vectors=vectors[len(texts) :],
+            sentence_vectors=np.concatenate(embedded_now.sentence_vectors),
         )
         live_id = store.current_id()
-        store.write_snapshot(manifest, corpus.chunks, vectors[: len(texts)], contents)
+        store.write_snapshot(manifest, corpus.chunks, vectors, contents)
         verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
         if verdict is not None and not verdict.passed:
             store.discard(manifest.snapshot_id)

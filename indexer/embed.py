@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from indexer.batching import QueryBatcher
-from indexer.encoders import OnnxEncoder, TorchEncoder, export_onnx, max_sequence_length
+from indexer.encoders import (
+    CharSpan,
+    Encoded,
+    OnnxEncoder,
+    TorchEncoder,
+    export_onnx,
+    max_sequence_length,
+)
 from indexer.errors import ConfigurationError, ModelError, SeedsearchError
 from indexer.settings import Backend, Precision
 
@@ -52,7 +59,10 @@ class EmbeddingModel(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def encode(self, texts: list[str]) -> np.ndarray: ...
+    def encode_spans(self, texts: list[str], spans: list[list[CharSpan]]) -> list[Encoded]:
+        """Each text's vector, and a vector for each of its character spans (its sentences)
+        computed in the context of the whole text."""
+        ...
 
 
 class ModelFileMissingError(SeedsearchError):
@@ -248,3 +258,8 @@ class Embedder:
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""
         return self._encoder.encode(texts, batch_size)
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+    ) -> list[Encoded]:
+        return self._encoder.encode_spans(texts, spans, batch_size)

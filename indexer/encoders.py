@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
 
 ONNX_OPSET = 17
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+CharSpan = tuple[int, int]  # (start, end) character offsets into a text
+# A text's vector and the vectors of the spans asked for, one row per span.
+Encoded = tuple[np.ndarray, np.ndarray]
 
 
 def max_sequence_length(model_dir: Path) -> int:
@@ -30,6 +34,51 @@ def max_sequence_length(model_dir: Path) -> int:
     if config.is_file():
         return int(json.loads(config.read_text())["max_seq_length"])
     return 512
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    normalized: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return normalized
+
+
+def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Normalized mean of each text's real (unmasked) token vectors: the text's embedding."""
+    weights = mask[:, :, None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+    return _normalized(pooled)
+
+
+def pool_spans(
+    hidden: np.ndarray, offsets: Sequence[CharSpan], spans: Sequence[CharSpan], whole: np.ndarray
+) -> np.ndarray:
+    """One text's span vectors: the normalized mean of the token vectors (computed in the
+    context of the whole text) that overlap each character span. A span no token reaches
+    (past truncation) gets ``whole``, the text's own vector."""
+    if not spans:
+        return np.zeros((0, hidden.shape[-1]), dtype=np.float32)
+    starts = np.array([start for start, _ in offsets], dtype=np.int64)
+    ends = np.array([end for _, end in offsets], dtype=np.int64)
+    real = ends > starts  # special tokens and padding cover no characters
+    pooled = np.empty((len(spans), hidden.shape[-1]), dtype=np.float32)
+    for row, (start, end) in enumerate(spans):
+        inside = real & (starts < end) & (ends > start)
+        pooled[row] = hidden[: len(offsets)][inside].mean(axis=0) if inside.any() else whole
+    return _normalized(pooled)
+
+
+def in_length_order(
+    texts: Sequence[str], batch_size: int, run: Callable[[list[int]], list[Encoded]]
+) -> list[Encoded]:
+    """``run`` over batches of text indices of similar length (little padding); the results
+    come back in the caller's order."""
+    order = np.argsort([len(text) for text in texts], kind="stable").tolist()
+    results: list[Encoded | None] = [None] * len(texts)
+    for offset in range(0, len(order), batch_size):
+        batch = order[offset : offset + batch_size]
+        for index, encoded in zip(batch, run(batch), strict=True):
+            results[index] = encoded
+    return [encoded for encoded in results if encoded is not None]
 
 
 class OnnxEncoder:
@@ -62,29 +111,29 @@ class OnnxEncoder:
         """Normalized float32 vectors, one row per text, in the caller's order."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        # Batches of similar length pad little; the output keeps the caller's order.
-        order = np.argsort([len(text) for text in texts], kind="stable")
-        parts = [
-            (order[i : i + batch_size], self._run([texts[j] for j in order[i : i + batch_size]]))
-            for i in range(0, len(texts), batch_size)
-        ]
-        vectors = np.empty((len(texts), parts[0][1].shape[1]), dtype=np.float32)
-        for rows, encoded in parts:
-            vectors[rows] = encoded
-        return vectors
+        encoded = self.encode_spans(texts, [[] for _ in texts], batch_size)
+        return np.stack([vector for vector, _ in encoded])
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-        feeds = dict(zip(ONNX_INPUTS, (ids, mask, types), strict=True))
-        hidden = np.asarray(self._session.run(["last_hidden_state"], feeds)[0], dtype=np.float32)
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        normalized: np.ndarray = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
-        return normalized
+    def encode_spans(
+        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+    ) -> list[Encoded]:
+        """Each text's vector and its spans' vectors, from one pass of the model."""
+
+        def run(batch: list[int]) -> list[Encoded]:
+            encodings = self._tokenizer.encode_batch([texts[i] for i in batch])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+            feeds = dict(zip(ONNX_INPUTS, (ids, mask, types), strict=True))
+            output = self._session.run(["last_hidden_state"], feeds)[0]
+            hidden = np.asarray(output, dtype=np.float32)
+            vectors = mean_pool(hidden, mask)
+            return [
+                (vectors[n], pool_spans(hidden[n], encoding.offsets, spans[i], vectors[n]))
+                for n, (i, encoding) in enumerate(zip(batch, encodings, strict=True))
+            ]
+
+        return in_length_order(texts, batch_size, run)
 
 
 class TorchEncoder:
@@ -107,6 +156,33 @@ class TorchEncoder:
             show_progress_bar=False,
         )  # fmt: skip
         return np.asarray(vectors, dtype=np.float32)
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+    ) -> list[Encoded]:
+        """Each text's vector and its spans' vectors, from one pass of the transformer (the
+        same tokens and pooling as sentence-transformers uses for this model)."""
+        import torch
+
+        tokenizer = self._model.tokenizer
+        transformer: Any = self._model[0].auto_model
+
+        def run(batch: list[int]) -> list[Encoded]:
+            features = tokenizer(
+                [texts[i] for i in batch], padding=True, truncation=True,
+                max_length=self._model.max_seq_length, return_offsets_mapping=True,
+                return_tensors="pt",
+            )  # fmt: skip
+            offsets = features.pop("offset_mapping").tolist()
+            with torch.no_grad():
+                hidden = transformer(**features).last_hidden_state.float().numpy()
+            vectors = mean_pool(hidden, features["attention_mask"].numpy())
+            return [
+                (vectors[n], pool_spans(hidden[n], offsets[n], spans[i], vectors[n]))
+                for n, i in enumerate(batch)
+            ]
+
+        return in_length_order(texts, batch_size, run)
 
 
 def export_onnx(model_dir: Path, target: Path, int8: bool = False) -> None:

@@ -133,7 +133,9 @@ class Searcher:
         ranked = [(row, round(score, 6)) for row, score in lists.fused]
         if request.min_score is not None:
             ranked = [(row, score) for row, score in ranked if score >= request.min_score]
-        groups = self.snapshot.duplicate_groups([row for row, _ in ranked])
+        groups = (
+            self.snapshot.duplicate_groups([row for row, _ in ranked]) if request.dedupe else {}
+        )
         if request.dedupe:
             ranked = collapse_by(ranked, {row: groups.get(row, -1 - row) for row, _ in ranked})
         if request.collapse:
@@ -150,7 +152,7 @@ class Searcher:
         )
         evidence = self._evidence(vector, chunks)
         duplicates = self._duplicates(
-            {row: groups[row] for row in shown if row in groups and request.dedupe}, chunk_filter
+            {row: groups[row] for row in shown if row in groups}, chunk_filter
         )
         results = [
             SearchResult.model_validate(

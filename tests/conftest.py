@@ -173,6 +173,21 @@ class HashEmbedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         self.encoded += texts
+        return self._vectors(texts)
+
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each text's vector, and each span's as the vector of the span's own text."""
+        vectors = self.encode(texts)
+        return [
+            (vector, self._vectors([text[start:end] for start, end in found]))
+            for text, vector, found in zip(texts, vectors, spans, strict=True)
+        ]
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         rows = [
             np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) for t in texts
         ]

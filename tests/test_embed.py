@@ -13,8 +13,9 @@ import pytest
 from conftest import SEED_FILE, new_corpus, run_python
 
 from indexer.build import build_index
-from indexer.chunk import ChunkingParams, chunk_articles
+from indexer.chunk import ChunkingParams, chunk_articles, sentence_spans
 from indexer.embed import Embedder
+from indexer.encoders import pool_spans
 from indexer.errors import EXIT_FAILURE
 from indexer.parse import parse_articles, read_source
 from indexer.settings import Settings
@@ -46,6 +47,34 @@ def test_onnx_vectors_match_torch_on_every_seed_passage(
     cosines = np.sum(embedder.encode(texts) * torch_embedder.encode(texts), axis=1)
     assert embedder.backend == "onnx" and len(texts) == 48
     assert cosines.min() >= 0.9999, cosines.min()
+
+
+def test_sentence_vectors_come_from_the_passage_pass_and_match_across_runtimes(
+    embedder: Embedder, torch_embedder: Embedder
+) -> None:
+    texts = [t for t in seed_chunk_texts(embedder) if len(sentence_spans(t)) > 1]
+    spans = [sentence_spans(t) for t in texts]
+    onnx, torch = embedder.encode_spans(texts, spans), torch_embedder.encode_spans(texts, spans)
+    assert len(texts) >= 5
+    for text, found, (vector, sentences), (torch_vector, torch_sentences) in zip(
+        texts, spans, onnx, torch, strict=True
+    ):
+        assert sentences.shape == (len(found), vector.shape[0])
+        assert np.allclose(np.linalg.norm(sentences, axis=1), 1.0, atol=1e-5)
+        assert float(vector @ embedder.encode([text])[0]) >= 0.9999  # the passage, unchanged
+        assert float(vector @ torch_vector) >= 0.9999
+        assert float(np.sum(sentences * torch_sentences, axis=1).min()) >= 0.999
+        # In context, a sentence's vector is close to its passage's, not equal to it.
+        assert all(0.5 < float(s @ vector) < 0.9999 for s in sentences)
+
+
+def test_a_span_takes_the_tokens_it_covers_or_the_whole_text_past_truncation() -> None:
+    hidden = np.array([[9.0, 9.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0], [9.0, 9.0]])
+    offsets = [(0, 0), (0, 3), (4, 7), (8, 11), (0, 0)]  # [CLS] three words [SEP]
+    whole = np.array([0.6, 0.8], dtype=np.float32)
+    pooled = pool_spans(hidden, offsets, [(0, 3), (4, 11), (20, 30)], whole)
+    assert np.allclose(pooled, [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    assert pool_spans(hidden, offsets, [], whole).shape == (0, 2)
 
 
 def test_fp32_vectors_from_either_runtime_share_a_fingerprint_and_int8_does_not(
