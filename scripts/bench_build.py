@@ -10,7 +10,9 @@ come from one run on one machine, so the ratios hold even though absolute times 
 - CLI full builds: ``python -m indexer build --full`` as a user runs it, on ONNX Runtime fp32
   (the default), int8 and torch; each after a first build, so the exported model is in place;
 - CLI add-one-file: ``python -m indexer build`` after adding one article, over the full build;
-- in-process builds with the model loaded (what ``POST /admin/reindex`` does).
+- in-process builds with the model loaded (what ``POST /admin/reindex`` does);
+- evidence sentences: encoding the texts with their sentence vectors (one pass) against
+  encoding the passages alone, and the share of the snapshot ``sentences.npy`` takes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from benchlib import benchmark_arguments, pick_articles, print_table, wall, write_corpus
 
 from indexer.build import build_index
+from indexer.chunk import sentence_spans
 from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import Settings
@@ -52,6 +55,21 @@ def cli_build(seeds: Path, index: Path, *flags: str, env: dict[str, str] | None 
         str(index),
     ]
     return wall([*command, "--json", *flags], env)
+
+
+def sentence_cost(embedder: Embedder, texts: list[str]) -> tuple[float, float]:
+    """Seconds to encode the passages alone, and with their sentence vectors, best of two
+    alternating runs each."""
+    spans = [sentence_spans(text) if len(sentence_spans(text)) > 1 else [] for text in texts]
+    alone, both = [], []
+    for _ in range(2):
+        started = time.perf_counter()
+        embedder.encode(texts)
+        alone.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        embedder.encode_spans(texts, spans)
+        both.append(time.perf_counter() - started)
+    return min(alone), min(both)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -85,6 +103,8 @@ def bench(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         build_index(in_process, embedder=embedder, full=True, notify=lambda m: None)
         in_process_full = time.perf_counter() - started
+        passages_only, with_sentences = sentence_cost(embedder, texts)
+        sizes = IndexStore(first.index_dir).file_sizes(report.snapshot)
 
     result = {
         "chunks": report.chunks, "texts": len(texts),
@@ -95,6 +115,10 @@ def bench(args: argparse.Namespace) -> int:
         "cli_full_int8_over_reference": round(full_int8 / reference, 3),
         "cli_full_torch_over_reference": round(full_torch / reference, 3),
         "cli_add_one_over_cli_full": round(added / full, 3),
+        "sentences": report.sentences,
+        "encode_with_sentences_over_passages_only": round(with_sentences / passages_only, 3),
+        "sentence_file_share_of_snapshot": round(sizes["sentences.npy"] / sum(sizes.values()), 3),
+        "snapshot_bytes": sizes,
     }  # fmt: skip
     if not args.json:
         seconds = result["seconds"]
@@ -106,6 +130,8 @@ def bench(args: argparse.Namespace) -> int:
             ("CLI full build, torch", f"{full_torch:7.1f} s   / reference {result['cli_full_torch_over_reference']:.3f}"),
             ("CLI add one file", f"{added:7.1f} s   / CLI full {result['cli_add_one_over_cli_full']:.3f}  (goal <= 0.10)"),
             ("in-process full build, onnx", f"{in_process_full:7.1f} s"),
+            (f"encode + {report.sentences} sentence vectors", f"{with_sentences:7.1f} s   / passages alone {result['encode_with_sentences_over_passages_only']:.3f}"),
+            ("sentences.npy", f"{sizes['sentences.npy'] / 1e6:7.2f} MB   / snapshot {result['sentence_file_share_of_snapshot']:.3f}"),
         ])  # fmt: skip
     print(json.dumps(result))
     return 0

@@ -60,8 +60,11 @@ def check_beir_index(store: IndexStore, folder: Path) -> None:
         return
     try:
         built_from = store.manifest().corpus
-    except SeedsearchError:
-        built_from = None
+    except SeedsearchError as error:
+        raise UsageError(
+            f"--index {store.root} holds a snapshot this version cannot check ({error}); "
+            "give an empty folder, or leave --index out to use var/eval/"
+        ) from None
     if built_from != corpus_label(folder):
         raise UsageError(
             f"--index {store.root} holds an index that {folder} did not build; "

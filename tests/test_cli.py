@@ -154,6 +154,10 @@ def test_a_beir_index_is_reused_only_for_the_folder_that_built_it(tmp_path: Path
     check_beir_index(store, bench)  # built from this folder: fine
     with pytest.raises(UsageError, match="did not build"):
         check_beir_index(store, tiny_beir(tmp_path / "other"))
+    manifest = store.root / "snapshots" / store.current_id() / "manifest.json"  # type: ignore[operator]
+    manifest.write_text(manifest.read_text().replace('"schema_version": 3', '"schema_version": 2'))
+    with pytest.raises(UsageError, match=r"cannot check .*snapshot schema 2"):
+        check_beir_index(store, bench)
 
 
 def test_evaluate_builds_a_beir_folder_into_an_empty_index(tmp_path: Path) -> None:

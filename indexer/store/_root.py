@@ -145,6 +145,11 @@ class IndexStore:
         """A snapshot's manifest (the live one's by default)."""
         return read_manifest(self._snapshot_dir(snapshot_id or self.live_id()))
 
+    def file_sizes(self, snapshot_id: str | None = None) -> dict[str, int]:
+        """Bytes of each file of a snapshot (the live one by default), by file name."""
+        directory = self._snapshot_dir(snapshot_id or self.live_id())
+        return {name: (directory / name).stat().st_size for name in SNAPSHOT_FILES}
+
     def open_snapshot(self, snapshot_id: str | None = None) -> Snapshot:
         """Open a snapshot for search (the live one by default)."""
         return Snapshot(self._snapshot_dir(snapshot_id or self.live_id()))
