@@ -1,7 +1,8 @@
-"""``python -m indexer build|status``: build the index from the seeds, or describe the live one.
+"""``python -m indexer build|status|verify|rollback``: build the index from the seeds, describe
+the live snapshot, check a snapshot's files in full, or make the previous snapshot live again.
 
-Exit codes: 0 success, 1 nothing could be published or the index cannot be read, 2 a usage or
-configuration error, 3 the quality gate (--gate) refused to publish.
+Exit codes: 0 success, 1 nothing could be published, the index cannot be read or a snapshot is
+damaged, 2 a usage or configuration error, 3 the quality gate (--gate) refused to publish.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from indexer.build import BuildReport, build_index
+from indexer.build import LOCK_WAIT_SECONDS, BuildReport, build_index
 from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import settings_from_flags
@@ -45,6 +46,16 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="describe the live snapshot")
     status.add_argument("--index", type=Path, help="index root (default: var/index)")
     status.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    verify = commands.add_parser(
+        "verify", help="check a snapshot's files against the sizes and digests in its manifest"
+    )
+    verify.add_argument("--index", type=Path, help="index root (default: var/index)")
+    verify.add_argument("--snapshot", metavar="ID", help="which snapshot (default: the live one)")
+    rollback = commands.add_parser(
+        "rollback", help="make the previous snapshot (or --to ID) live again"
+    )
+    rollback.add_argument("--index", type=Path, help="index root (default: var/index)")
+    rollback.add_argument("--to", metavar="ID", help="a snapshot still present (default: previous)")
     return parser
 
 
@@ -102,9 +113,28 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    store = IndexStore(settings_from_flags(index_dir=args.index).index_dir)
+    manifest = store.verify(args.snapshot)
+    sizes = ", ".join(f"{f.name} {f.size} bytes" for f in manifest.data_files)
+    print(f"snapshot {manifest.snapshot_id} is intact: {sizes}, sha256 match")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    store = IndexStore(settings_from_flags(index_dir=args.index).index_dir)
+    previous = store.current_id()
+    live = store.rollback(args.to, LOCK_WAIT_SECONDS, lambda m: print(m, file=sys.stderr))
+    print(f"live snapshot is now {live} (was {previous}); servers switch at their next check")
+    return 0
+
+
+COMMANDS = {"build": _build, "status": _status, "verify": _verify, "rollback": _rollback}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return run_command(lambda: _build(args) if args.command == "build" else _status(args))
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

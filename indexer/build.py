@@ -307,7 +307,11 @@ def build_index(
             sentence_vectors=np.concatenate(embedded_now.sentence_vectors),
         )
         live_id = store.current_id()
-        store.write_snapshot(manifest, corpus.chunks, vectors, contents)
+        try:
+            store.write_snapshot(manifest, corpus.chunks, vectors, contents)
+        except BaseException:
+            store.discard(manifest.snapshot_id)  # never leave a half-written snapshot behind
+            raise
         verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
         if verdict is not None and not verdict.passed:
             store.discard(manifest.snapshot_id)

@@ -54,10 +54,10 @@ def corpus_label(folder: Path) -> str:
 
 
 def check_beir_index(store: IndexStore, folder: Path) -> None:
-    """Refuse an index root that is neither empty nor built from this BEIR folder, so an
+    """Refuse an index root that holds a live snapshot not built from this BEIR folder, so an
     evaluation never overwrites (or prunes) someone's live index."""
-    if store.is_empty():
-        return
+    if store.is_empty() or store.current_id() is None:
+        return  # no live index to protect (at most a cache and exported models)
     try:
         built_from = store.manifest().corpus
     except SeedsearchError as error:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Literal
 
 from indexer.embed import Embedder
 from indexer.errors import NoSnapshotError, SeedsearchError
@@ -36,6 +37,13 @@ class _Served:
     searcher: Searcher
     leases: int = 0
     retired: bool = False
+
+
+@dataclass(frozen=True)
+class Health:
+    status: Literal["ok", "degraded"]
+    snapshot: str
+    reason: str | None = None
 
 
 @dataclass
@@ -66,6 +74,22 @@ class LiveSearcher:
         self._problem = str(NoSnapshotError(store.root))
         self._lock = threading.Lock()  # guards _served and the leases
         self._loading = threading.Lock()  # one refresh at a time
+
+    def health(self) -> Health:
+        """What is served: "ok" when it is the snapshot CURRENT names, "degraded" when that one
+        was refused and an earlier one is served instead; ``NotReadyError`` when nothing is."""
+        served = self._served
+        if served is None:
+            raise NotReadyError(self._problem)
+        snapshot = served.searcher.snapshot.id
+        try:
+            wanted = self.store.current_id()
+        except SeedsearchError as error:
+            return Health("degraded", snapshot, str(error))
+        refusal = self._refusals.get(wanted) if wanted else None
+        if wanted != snapshot and refusal is not None:
+            return Health("degraded", snapshot, f"snapshot {wanted} refused: {refusal.reason}")
+        return Health("ok", snapshot)
 
     def current(self) -> Searcher:
         """The Searcher serving now (for a quick look; requests should use ``lease``)."""

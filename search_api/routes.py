@@ -103,9 +103,17 @@ def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
     return searcher.search(body)
 
 
-@router.get("/healthz", summary="Ready when a snapshot is loaded")
-def healthz(searcher: SearcherDep) -> dict[str, str]:
-    return {"status": "ok", "snapshot": searcher.snapshot.id}
+@router.get(
+    "/healthz",
+    summary="200 while a snapshot is served ('degraded' when CURRENT's was refused), 503 before",
+)
+def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, str]:
+    try:
+        health = live.health()
+    except NotReadyError as error:
+        raise HTTPException(status_code=503, detail=str(error)) from None
+    body = {"status": health.status, "snapshot": health.snapshot}
+    return body | ({"reason": health.reason} if health.reason else {})
 
 
 @router.get("/stats", response_model=Stats, summary="The live snapshot: id, counts, model")

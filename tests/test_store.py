@@ -92,7 +92,14 @@ def test_reading_an_empty_root_or_a_damaged_snapshot_names_the_problem(tmp_path:
     settings = settings_for(tmp_path)
     build_index(settings, embedder=HashEmbedder())
     store = IndexStore(settings.index_dir)
-    (settings.index_dir / "snapshots" / store.live_id() / "vectors.faiss").write_bytes(b"junk")
+    vectors = settings.index_dir / "snapshots" / store.live_id() / "vectors.faiss"
+    vectors.write_bytes(b"junk")
+    with pytest.raises(SnapshotError, match=f"{store.live_id()}: vectors.faiss is 4 bytes"):
+        store.open_snapshot()
+    # Junk of the recorded size gets past the size check, and FAISS cannot read it.
+    vectors.write_bytes(
+        b"j" * next(f.size for f in store.manifest().data_files if f.name == vectors.name)
+    )
     with pytest.raises(SnapshotError, match=f"cannot open snapshot {store.live_id()}"):
         store.open_snapshot()
 

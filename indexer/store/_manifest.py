@@ -10,7 +10,7 @@ from typing import Any, Literal, get_args
 
 from indexer.errors import ConfigurationError
 
-# 3: publication dates, duplicate groups and sentence vectors.
+# 3: publication dates, duplicate groups, sentence vectors, data file sizes and digests.
 SCHEMA_VERSION = 3
 # flat: exact IndexFlatIP; hnsw: IndexHNSWFlat graph; ivf: inverted lists of compressed codes
 # (SQ8 or PQ), re-ranked by finer codes (``refine``) when set.
@@ -72,6 +72,16 @@ class SourceFile:
 
 
 @dataclass(frozen=True)
+class DataFile:
+    """One data file of a snapshot as written: servers check its size when they load the
+    snapshot, ``python -m indexer verify`` its digest too."""
+
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class FileError:
     file: str
     error: str
@@ -94,6 +104,8 @@ class Manifest:
     corpus: str = ""
     # The index's build and search parameters (absent from manifests written before them).
     index_params: dict[str, IndexParam] = field(default_factory=dict)
+    # Size and sha256 of every data file, recorded after they are written.
+    data_files: list[DataFile] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -115,6 +127,7 @@ class Manifest:
                 )
             data["files"] = [SourceFile(**f) for f in data["files"]]
             data["errors"] = [FileError(**e) for e in data.get("errors", [])]
+            data["data_files"] = [DataFile(**f) for f in data.get("data_files", [])]
             return cls(**data)
         except (AttributeError, KeyError, TypeError) as error:
             raise ValueError(f"malformed manifest: {error}") from None

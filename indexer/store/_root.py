@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,12 +34,15 @@ from indexer.store._chunks import read_chunks_of, write_chunks
 from indexer.store._manifest import Manifest
 from indexer.store._snapshot import (
     CHUNKS_FILE,
+    DATA_FILES,
     MANIFEST_FILE,
     SENTENCES_FILE,
     SNAPSHOT_FILES,
     VECTORS_FILE,
     Snapshot,
     SnapshotContents,
+    check_files,
+    describe_files,
     read_manifest,
     write_sentence_vectors,
 )
@@ -199,19 +203,68 @@ class IndexStore:
         chunks: Sequence[Chunk],
         vectors: np.ndarray,
         contents: SnapshotContents | None = None,
-    ) -> None:
-        """Write a complete snapshot directory and fsync it; it is not live until published."""
+    ) -> Manifest:
+        """Write a complete snapshot directory, fsync it and check it against the digests its
+        manifest records; it is not live until published. Returns the written manifest."""
         contents = contents or SnapshotContents.empty(len(chunks), vectors.shape[1])
         directory = self._snapshot_dir(manifest.snapshot_id)
         directory.mkdir(parents=True)
         write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
         write_chunks(directory / CHUNKS_FILE, chunks, contents.duplicate_of, contents.sentences)
         write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
-        (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-        for name in SNAPSHOT_FILES:
+        for name in DATA_FILES:
             _fsync(directory / name)
+        manifest = replace(manifest, data_files=describe_files(directory))
+        (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        _fsync(directory / MANIFEST_FILE)
         _fsync(directory)
         _fsync(directory.parent)  # the new directory's entry must survive a crash too
+        # Read back from disk: what a server will load is what was meant to be written.
+        check_files(directory, manifest, digests=True)
+        return manifest
+
+    def verify(self, snapshot_id: str | None = None) -> Manifest:
+        """Check a snapshot (the live one by default) in full: its manifest, and the size and
+        sha256 of every data file. ``SnapshotError`` names what is damaged."""
+        snapshot_id = snapshot_id or self.live_id()
+        directory = self._snapshot_dir(snapshot_id)
+        if not directory.is_dir():
+            raise SnapshotError(f"no snapshot {snapshot_id} under {self.root}")
+        manifest = read_manifest(directory)
+        if manifest.snapshot_id != snapshot_id:
+            raise SnapshotError(
+                f"snapshot {snapshot_id} holds the manifest of {manifest.snapshot_id}"
+            )
+        check_files(directory, manifest, digests=True)
+        return manifest
+
+    def previous_id(self) -> str | None:
+        """The snapshot that was live before the current one, when it is still present: the
+        most recently published other snapshot (by the publish log), else the newest older one."""
+        live = self.current_id()
+        present = [s for s in self.snapshot_ids() if s != live]
+        published = self._published_at()
+        logged = sorted((t, s) for s, t in published.items() if s in present)
+        if logged:
+            return logged[-1][1]
+        older = [s for s in present if live is None or s < live]
+        return older[-1] if older else None
+
+    def rollback(self, to: str | None, wait_seconds: float, notify: Callable[[str], None]) -> str:
+        """Make the previous snapshot (or ``to``) live again through the same atomic publish,
+        after checking it in full. Holds the build lock, so no build publishes meanwhile."""
+        with self.build_lock(wait_seconds, notify):
+            target = to or self.previous_id()
+            if target is None:
+                raise SnapshotError(f"no earlier snapshot under {self.root} to roll back to")
+            if target == self.current_id():
+                raise SnapshotError(f"snapshot {target} is already live")
+            if target not in self.snapshot_ids():
+                present = ", ".join(self.snapshot_ids()) or "none"
+                raise SnapshotError(f"no snapshot {target} under {self.root} (present: {present})")
+            self.verify(target)
+            self.publish(target)
+            return target
 
     def publish(self, snapshot_id: str) -> None:
         """Make a written snapshot live: record when, then replace CURRENT atomically."""

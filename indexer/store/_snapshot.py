@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,14 +13,53 @@ import numpy as np
 from indexer.chunk import Chunk
 from indexer.errors import SnapshotError
 from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable
-from indexer.store._manifest import Manifest
+from indexer.store._manifest import DataFile, Manifest
 from indexer.store._vectors import VectorIndex
 
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
 SENTENCES_FILE = "sentences.npy"
-SNAPSHOT_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE, MANIFEST_FILE)
+DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE)
+SNAPSHOT_FILES = (*DATA_FILES, MANIFEST_FILE)
+_READ_BLOCK = 1 << 20
+
+
+def describe_files(directory: Path) -> list[DataFile]:
+    """Size and sha256 of each data file in ``directory``, as it is on disk now."""
+    return [
+        DataFile(name, (directory / name).stat().st_size, _sha256(directory / name))
+        for name in DATA_FILES
+    ]
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def check_files(directory: Path, manifest: Manifest, digests: bool) -> None:
+    """Raise ``SnapshotError`` naming the first data file whose size (and, with ``digests``,
+    sha256) differs from the manifest's record, or that is missing."""
+    if {f.name for f in manifest.data_files} != set(DATA_FILES):
+        raise SnapshotError(f"snapshot {directory.name}: the manifest records no sizes or digests")
+    for record in manifest.data_files:
+        path = directory / record.name
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            raise SnapshotError(
+                f"snapshot {directory.name}: {record.name} is missing ({error.strerror})"
+            ) from None
+        if size != record.size:
+            raise SnapshotError(
+                f"snapshot {directory.name}: {record.name} is {size} bytes, the manifest says "
+                f"{record.size}"
+            )
+        if digests and _sha256(path) != record.sha256:
+            raise SnapshotError(
+                f"snapshot {directory.name}: {record.name} does not match its sha256"
+            )
 
 
 @dataclass(frozen=True)
@@ -58,6 +98,7 @@ class Snapshot:
             raise SnapshotError(
                 f"snapshot {directory.name} holds the manifest of {self.manifest.snapshot_id}"
             )
+        check_files(directory, self.manifest, digests=False)  # cheap: sizes only
         try:
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._chunks = ChunkTable(directory / CHUNKS_FILE)

@@ -1,0 +1,169 @@
+"""Damaged snapshots are refused and named, `indexer verify` checks them in full, `indexer
+rollback` makes the previous snapshot live again, and a server that refuses the snapshot CURRENT
+names says it is degraded while it keeps serving the one it has."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import HashEmbedder, Server, new_corpus, run_python
+
+from indexer.build import build_index
+from indexer.errors import EXIT_FAILURE, SnapshotError
+from indexer.settings import Settings
+from indexer.store import IndexStore
+
+DATA_FILES = ("vectors.faiss", "chunks.sqlite", "sentences.npy")
+RELOAD_SECONDS = 30
+
+
+@pytest.fixture
+def two_snapshots(tmp_path: Path) -> tuple[IndexStore, str, str]:
+    """An index root with two published snapshots (the second one live), built by the
+    deterministic stand-in model."""
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    first = build_index(settings, embedder=HashEmbedder()).snapshot
+    (settings.seeds_dir / "extra.txt").write_text("Extra headline\n\nOne more paragraph.\n")
+    second = build_index(settings, embedder=HashEmbedder()).snapshot
+    return IndexStore(settings.index_dir), first, second
+
+
+def _damage(path: Path, how: str) -> None:
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "missing":
+        path.unlink()
+    else:  # one byte flipped: same size, different content
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+
+def test_the_manifest_records_every_data_files_size_and_digest(
+    two_snapshots: tuple[IndexStore, str, str],
+) -> None:
+    store, _, live = two_snapshots
+    records = {f.name: f for f in store.manifest().data_files}
+    assert set(records) == set(DATA_FILES)
+    assert records == {f.name: f for f in store.verify(live).data_files}
+    for name, size in store.file_sizes(live).items():
+        assert name == "manifest.json" or records[name].size == size
+
+
+@pytest.mark.parametrize("name", DATA_FILES)
+@pytest.mark.parametrize("how", ["truncated", "missing"])
+def test_a_server_refuses_a_snapshot_whose_files_changed_size(
+    two_snapshots: tuple[IndexStore, str, str], name: str, how: str
+) -> None:
+    store, _, live = two_snapshots
+    _damage(store.root / "snapshots" / live / name, how)
+    with pytest.raises(SnapshotError, match=name):
+        store.open_snapshot()
+
+
+@pytest.mark.parametrize("name", DATA_FILES)
+def test_verify_finds_what_the_size_check_cannot(
+    two_snapshots: tuple[IndexStore, str, str], name: str
+) -> None:
+    store, _, live = two_snapshots
+    index = str(store.root)
+    assert run_python("-m", "indexer", "verify", "--index", index).returncode == 0
+    _damage(store.root / "snapshots" / live / name, "flipped")
+    store.open_snapshot().close()  # sizes still match: loading stays cheap
+    done = run_python("-m", "indexer", "verify", "--index", index)
+    assert done.returncode == EXIT_FAILURE
+    assert done.stderr.strip() == f"error: snapshot {live}: {name} does not match its sha256"
+    other = run_python("-m", "indexer", "verify", "--index", index, "--snapshot", two_snapshots[1])
+    assert other.returncode == 0 and "is intact" in other.stdout
+
+
+def test_a_manifest_that_does_not_match_its_files_is_refused(
+    two_snapshots: tuple[IndexStore, str, str],
+) -> None:
+    store, first, live = two_snapshots
+    manifest = store.root / "snapshots" / live / "manifest.json"
+    records = json.loads(manifest.read_text())
+    records["data_files"] = json.loads((store.root / "snapshots" / first / "manifest.json")
+                                       .read_text())["data_files"]  # fmt: skip
+    manifest.write_text(json.dumps(records))
+    with pytest.raises(SnapshotError, match="the manifest says"):
+        store.open_snapshot()
+
+
+def test_rollback_makes_the_previous_snapshot_live_and_back(
+    two_snapshots: tuple[IndexStore, str, str],
+) -> None:
+    store, first, second = two_snapshots
+    index = str(store.root)
+    done = run_python("-m", "indexer", "rollback", "--index", index)
+    assert done.returncode == 0, done.stderr
+    assert store.current_id() == first and f"now {first} (was {second})" in done.stdout
+    # The one rolled back from is now "the previous" one: a second rollback undoes the first.
+    assert run_python("-m", "indexer", "rollback", "--index", index).returncode == 0
+    assert store.current_id() == second
+    done = run_python("-m", "indexer", "rollback", "--index", index, "--to", first)
+    assert done.returncode == 0 and store.current_id() == first
+
+
+def test_rollback_refuses_a_missing_a_live_or_a_damaged_target(
+    two_snapshots: tuple[IndexStore, str, str], tmp_path: Path
+) -> None:
+    store, first, second = two_snapshots
+    index = str(store.root)
+    for target, message in [("20990101T000000000000Z", "present: "), (second, "already live")]:
+        done = run_python("-m", "indexer", "rollback", "--index", index, "--to", target)
+        assert done.returncode == EXIT_FAILURE and message in done.stderr
+    _damage(store.root / "snapshots" / first / "chunks.sqlite", "flipped")
+    done = run_python("-m", "indexer", "rollback", "--index", index)
+    assert done.returncode == EXIT_FAILURE and "chunks.sqlite does not match" in done.stderr
+    assert store.current_id() == second
+    alone = Settings(seeds_dir=new_corpus(tmp_path / "alone"), index_dir=tmp_path / "alone-index")
+    build_index(alone, embedder=HashEmbedder())
+    done = run_python("-m", "indexer", "rollback", "--index", str(alone.index_dir))
+    assert done.returncode == EXIT_FAILURE and "no earlier snapshot" in done.stderr
+
+
+def _health(server: Server) -> dict[str, str]:
+    response = httpx.get(f"{server.url}/healthz", timeout=30)
+    assert response.status_code == 200
+    body: dict[str, str] = response.json()
+    return body
+
+
+def _wait_for(server: Server, status: str) -> dict[str, str]:
+    deadline = time.monotonic() + RELOAD_SECONDS
+    while time.monotonic() < deadline:
+        if (health := _health(server))["status"] == status:
+            return health
+        time.sleep(0.1)
+    raise TimeoutError(f"/healthz never said {status!r}")
+
+
+def test_a_server_refusing_the_current_snapshot_is_degraded_until_rolled_back(
+    server: Server,
+) -> None:
+    store = IndexStore(server.index_dir)
+    good = store.live_id()
+    assert _health(server) == {"status": "ok", "snapshot": good}
+    # A copy of the live snapshot under a new id, with its vectors cut short, made live.
+    damaged = "20990101T000000000000Z"
+    shutil.copytree(store.root / "snapshots" / good, store.root / "snapshots" / damaged)
+    manifest = store.root / "snapshots" / damaged / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(good, damaged))
+    _damage(store.root / "snapshots" / damaged / "vectors.faiss", "truncated")
+    store.publish(damaged)
+    try:
+        health = _wait_for(server, "degraded")
+        assert health["snapshot"] == good and "vectors.faiss" in health["reason"]
+        answer = httpx.get(f"{server.url}/search", params={"q": "flood evacuations"}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["snapshot"] == good
+    finally:
+        done = run_python("-m", "indexer", "rollback", "--index", str(store.root), "--to", good)
+    assert done.returncode == 0, done.stderr
+    assert _wait_for(server, "ok") == {"status": "ok", "snapshot": good}
+    shutil.rmtree(store.root / "snapshots" / damaged)
