@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -17,6 +18,10 @@ from indexer.errors import run_command
 from indexer.settings import Settings, settings_from_flags, settings_to_environment
 from indexer.store import IndexStore
 from search_api.app import create_app
+
+# On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight,
+# a rebuild through /admin/reindex included, finish for up to this long before it exits 0.
+GRACEFUL_SHUTDOWN_SECONDS = 120
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,8 +47,14 @@ def serve(args: argparse.Namespace) -> int:
     if store.current_id() is not None:
         embedder.warm_up()  # a bad model, or a missing exported file, is named before serving
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
+    # it found. A handler that does nothing lets that end as a clean exit 0 instead of a kill.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     if settings.workers == 1:
-        uvicorn.run(create_app(settings, embedder), host=settings.host, port=settings.port)
+        uvicorn.run(
+            create_app(settings, embedder), host=settings.host, port=settings.port,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )  # fmt: skip
         return 0
     # Worker processes build their own app from the environment: hand them the flags there.
     os.environ.update(settings_to_environment(settings))
@@ -59,6 +70,7 @@ def serve_workers(settings: Settings) -> None:
     config = uvicorn.Config(
         "search_api.app:create_app", factory=True, workers=settings.workers,
         host=settings.host, port=settings.port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )  # fmt: skip
     listening = config.bind_socket()
     listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

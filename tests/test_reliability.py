@@ -5,13 +5,28 @@ names says it is degraded while it keeps serving the one it has."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HashEmbedder, Server, new_corpus, run_python
+from conftest import (
+    API_KEY,
+    ROOT,
+    HashEmbedder,
+    Server,
+    bbc_files,
+    free_port,
+    new_corpus,
+    run_python,
+    wait_until_healthy,
+)
 
 from indexer.build import build_index
 from indexer.errors import EXIT_FAILURE, SnapshotError
@@ -167,3 +182,69 @@ def test_a_server_refusing_the_current_snapshot_is_degraded_until_rolled_back(
     assert done.returncode == 0, done.stderr
     assert _wait_for(server, "ok") == {"status": "ok", "snapshot": good}
     shutil.rmtree(store.root / "snapshots" / damaged)
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
+    seed_settings: Settings, tmp_path: Path
+) -> None:
+    """A rebuild through /admin/reindex and a stream of searches are running when SIGTERM
+    arrives: the rebuild answers in full, no search gets a 5xx or a cut-off answer, exit 0."""
+    seeds = new_corpus(tmp_path / "seeds", *bbc_files(16))
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    port = free_port()
+    env = {**os.environ, "SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_SEEDS_DIR": str(seeds)}
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process, log)  # type: ignore[arg-type]
+            statuses: list[int | str] = []
+            stop = threading.Event()
+
+            def search_until_refused() -> None:
+                with httpx.Client(base_url=url, timeout=60) as client:
+                    for _ in range(2_000):  # bounded; ends at the first refused connection
+                        try:
+                            answer = client.get("/search", params={"q": "flood evacuations"})
+                            answer.json()
+                            statuses.append(answer.status_code)
+                        except httpx.TransportError as error:
+                            statuses.append(type(error).__name__)
+                            return
+                        if stop.is_set():
+                            return
+
+            rebuild: dict[str, object] = {}
+
+            def reindex() -> None:
+                answer = httpx.post(f"{url}/admin/reindex", headers={"X-API-Key": API_KEY},
+                                    timeout=300)  # fmt: skip
+                rebuild.update(
+                    status=answer.status_code, body=answer.json(), answered=time.monotonic()
+                )
+
+            threads = [threading.Thread(target=search_until_refused) for _ in range(2)]
+            threads.append(threading.Thread(target=reindex))
+            for thread in threads:
+                thread.start()
+            time.sleep(1.5)  # the rebuild is embedding the new articles by now
+            signalled = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=300) == 0
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert rebuild["status"] == 200, rebuild
+    assert isinstance(rebuild["answered"], float) and rebuild["answered"] > signalled
+    assert isinstance(rebuild["body"], dict) and rebuild["body"]["published"] is True
+    served = [status for status in statuses if isinstance(status, int)]
+    assert served and set(served) == {200}
+    assert IndexStore(index).current_id() == rebuild["body"]["snapshot"]
