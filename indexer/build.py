@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from indexer.chunk import Chunk, ChunkingParams, chunk_articles
 from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
 from indexer.encoders import CharSpan
-from indexer.errors import BuildError, GateRefusedError, SnapshotError
+from indexer.errors import BuildError, GateRefusedError, SeedsearchError, SnapshotError
 from indexer.parse import SourceError, decode_source, parse_articles
 from indexer.plan import (
     BuildPlan,
@@ -75,7 +76,8 @@ class BuildReport:
     published: bool = True
     parsed: int = 0  # files read anew; unchanged files reuse the live snapshot's chunks
     sentences: int = 0  # sentence vectors, for passages of two or more sentences
-    computed: int = 0  # texts (passages and sentences) embedded by this build
+    computed: int = 0  # texts this build ran through the model
+    cache_pruned: int = 0  # cached vectors no recent snapshot uses, dropped after publishing
     gate: GateVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -293,7 +295,7 @@ def build_index(
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
         sentences = evidence_sentences(corpus.chunks)
-        with store.embedding_cache(embedder.fingerprint) as cache:
+        with store.embedding_cache(embedder.fingerprint, notify) as cache:
             embedded_now = _embed(
                 texts, _sentences_by_text(corpus.chunks, sentences), embedder, cache, full,
                 progress,
@@ -319,8 +321,21 @@ def build_index(
         store.publish(manifest.snapshot_id)
         # The previous snapshot stays for servers still finishing requests on it.
         store.prune(keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
+        cache_pruned = _prune_cache(store, settings.cache_keep_snapshots, notify)
         report = _report(manifest.snapshot_id, corpus, embedded, started, published=True)
-        return replace(report, gate=verdict, sentences=len(sentences), computed=len(fresh))
+        return replace(
+            report, gate=verdict, sentences=len(sentences), computed=len(fresh),
+            cache_pruned=cache_pruned,
+        )  # fmt: skip
+
+
+def _prune_cache(store: IndexStore, keep_snapshots: int, notify: Callable[[str], None]) -> int:
+    """Prune the embedding cache; a failure costs only disk space, never the published build."""
+    try:
+        return store.prune_cache(keep_snapshots)
+    except (SeedsearchError, sqlite3.Error, OSError) as error:
+        notify(f"the embedding cache was not pruned: {error}")
+        return 0
 
 
 def _report(

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # A replaced snapshot stays at least this long after it was published, so a server still
     # loading it (or finishing requests on it) never has it deleted underneath.
     prune_grace_seconds: float = Field(default=60.0, ge=0)
+    # The embedding cache keeps what the last this-many published snapshots embedded.
+    cache_keep_snapshots: int = Field(default=2, ge=1)
 
     @field_validator("api_key", mode="before")
     @classmethod

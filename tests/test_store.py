@@ -147,3 +147,50 @@ def test_an_unknown_index_parameter_is_a_configuration_error(tmp_path: Path) -> 
     settings = settings_for(tmp_path, index_type="hnsw", index_params={"nprobe": 4})
     with pytest.raises(ConfigurationError, match="hnsw index has no parameter nprobe"):
         build_index(settings, embedder=HashEmbedder())
+
+
+def _cached(store: IndexStore, fingerprint: str, text: str) -> bool:
+    with store.embedding_cache(fingerprint) as cache:
+        return text in cache.get_many([text])
+
+
+def test_the_cache_keeps_what_recent_snapshots_use_and_an_interrupted_builds_work(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path, prune_grace_seconds=0, cache_keep_snapshots=2)
+    model, store = HashEmbedder(), IndexStore(settings.index_dir)
+    extra = settings.seeds_dir / "extra.txt"
+    extra.write_text("Extra headline\n\nA passage only the extra file holds.\n")
+    build_index(settings, embedder=model)
+    extra.unlink()
+    kept = build_index(settings, embedder=model)  # the previous snapshot still uses the text
+    assert kept.cache_pruned == 0
+    assert _cached(store, model.fingerprint, "A passage only the extra file holds.")
+    # Left by a build killed after the last publish: spared, its next run needs it.
+    with store.embedding_cache(model.fingerprint) as cache:
+        cache.put_many(["half-built"], model.encode(["half-built"]))
+    (settings.seeds_dir / "other.txt").write_text("Other headline\n\nAnother passage.\n")
+    pruned = build_index(settings, embedder=model)
+    assert pruned.cache_pruned == 1  # the extra file's passage: in neither of the last two
+    assert not _cached(store, model.fingerprint, "A passage only the extra file holds.")
+    assert _cached(store, model.fingerprint, "half-built")
+    assert _cached(store, model.fingerprint, "Another passage.")
+    (settings.seeds_dir / "other.txt").unlink()
+    build_index(settings, embedder=model)  # now the half-built entry is old and unused
+    assert not _cached(store, model.fingerprint, "half-built")
+
+
+def test_a_damaged_embedding_cache_is_set_aside_and_the_build_says_so(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    settings.index_dir.mkdir(parents=True)
+    (settings.index_dir / "embeddings.sqlite").write_bytes(b"not a database" * 100)
+    messages: list[str] = []
+    report = build_index(settings, embedder=HashEmbedder(), notify=messages.append)
+    assert report.published and report.embedded == report.chunks
+    assert any("embedding cache" in m and "damaged" in m for m in messages)
+    assert len(list(settings.index_dir.glob("embeddings.sqlite.damaged-*"))) == 1
+    store = IndexStore(settings.index_dir)
+    snapshot = store.open_snapshot()
+    first_text = snapshot.embedded_texts()[0]
+    snapshot.close()
+    assert _cached(store, HashEmbedder.fingerprint, first_text)  # a sound cache again

@@ -1,7 +1,8 @@
 """``embeddings.sqlite``: vectors kept across builds, keyed by model fingerprint and text.
 
 ``vectors`` holds each text's vector; ``spans`` the vectors of its sentences (for texts of two
-or more), computed in the same pass and stored as a half-precision ``.npy`` matrix.
+or more), computed in the same pass and stored as a half-precision ``.npy`` matrix. Each row
+records when it was written, so pruning can spare what an interrupted build left for the next.
 """
 
 from __future__ import annotations
@@ -9,24 +10,46 @@ from __future__ import annotations
 import hashlib
 import io
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 _BATCH = 500
+_TABLES = {"vectors": "vector", "spans": "vectors"}  # table -> its blob column
+
+
+def cache_key(fingerprint: str, text: str) -> str:
+    """The key of ``text`` embedded by the model with this fingerprint."""
+    return fingerprint[:32] + ":" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class EmbeddingCache:
-    """Vectors keyed by model fingerprint + sha256 of the embedded text."""
+    """Vectors keyed by model fingerprint + sha256 of the embedded text. Opening a file that
+    is not a sound SQLite database raises ``sqlite3.DatabaseError``."""
 
     def __init__(self, path: Path, fingerprint: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS spans (key TEXT PRIMARY KEY, vectors BLOB)")
-        self._prefix = fingerprint[:32] + ":"
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            for table, column in _TABLES.items():
+                self._db.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} (key TEXT PRIMARY KEY, {column} BLOB,"
+                    " written REAL NOT NULL DEFAULT 0)"
+                )
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                if "written" not in columns:  # a cache from before pruning: never written since
+                    self._db.execute(
+                        f"ALTER TABLE {table} ADD COLUMN written REAL NOT NULL DEFAULT 0"
+                    )
+            if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("the integrity check failed")
+        except sqlite3.DatabaseError:
+            self._db.close()
+            raise
+        self._fingerprint = fingerprint
 
     def __enter__(self) -> EmbeddingCache:
         return self
@@ -35,7 +58,7 @@ class EmbeddingCache:
         self.close()
 
     def _key(self, text: str) -> str:
-        return self._prefix + hashlib.sha256(text.encode()).hexdigest()
+        return cache_key(self._fingerprint, text)
 
     def _blobs(self, table: str, column: str, texts: Iterable[str]) -> Iterable[tuple[str, bytes]]:
         """(text, stored blob) for the texts that have a row in ``table``."""
@@ -68,14 +91,29 @@ class EmbeddingCache:
         self, texts: list[str], vectors: np.ndarray, spans: Mapping[str, np.ndarray] | None = None
     ) -> None:
         """Store each text's vector, and the sentence vectors of those texts in ``spans``."""
+        now = time.time()
         rows = [
-            (self._key(t), v.astype(np.float32).tobytes())
+            (self._key(t), v.astype(np.float32).tobytes(), now)
             for t, v in zip(texts, vectors, strict=True)
         ]
-        span_rows = [(self._key(t), _npy(m)) for t, m in (spans or {}).items()]
+        span_rows = [(self._key(t), _npy(m), now) for t, m in (spans or {}).items()]
         with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
-            self._db.executemany("INSERT OR REPLACE INTO spans VALUES (?, ?)", span_rows)
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO spans VALUES (?, ?, ?)", span_rows)
+
+    def prune(self, keep: Iterable[str], written_before: float) -> int:
+        """Delete the entries (of any model) whose key is not in ``keep`` and that were written
+        before ``written_before``; returns how many texts lost their vectors."""
+        with self._db:
+            self._db.execute("CREATE TEMP TABLE keep (key TEXT PRIMARY KEY)")
+            self._db.executemany("INSERT OR IGNORE INTO keep VALUES (?)", ((k,) for k in keep))
+            condition = "written < ? AND key NOT IN (SELECT key FROM keep)"
+            removed = self._db.execute(
+                f"DELETE FROM vectors WHERE {condition}", (written_before,)
+            ).rowcount
+            self._db.execute(f"DELETE FROM spans WHERE {condition}", (written_before,))
+            self._db.execute("DROP TABLE keep")
+        return removed
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM vectors").fetchone()[0])

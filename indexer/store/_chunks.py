@@ -159,6 +159,15 @@ def read_chunks_of(path: Path, sources: set[str]) -> dict[str, list[Chunk]]:
     return found
 
 
+def read_embedded_texts(path: Path) -> list[str]:
+    """The text each chunk was embedded from, in row order."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [str(row[0]) for row in db.execute("SELECT embed_text FROM chunks ORDER BY row")]
+    finally:
+        db.close()
+
+
 class ChunkTable:
     """Typed reads from one snapshot's chunk database, shared by request threads.
 

@@ -29,8 +29,8 @@ from filelock import FileLock, Timeout
 
 from indexer.chunk import Chunk
 from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
-from indexer.store._cache import EmbeddingCache
-from indexer.store._chunks import read_chunks_of, write_chunks
+from indexer.store._cache import EmbeddingCache, cache_key
+from indexer.store._chunks import read_chunks_of, read_embedded_texts, write_chunks
 from indexer.store._manifest import Manifest
 from indexer.store._snapshot import (
     CHUNKS_FILE,
@@ -194,8 +194,41 @@ class IndexStore:
         """Where the exported ONNX model with this fingerprint lives (written by builds)."""
         return self.root / MODELS_DIR / f"{fingerprint}.onnx"
 
-    def embedding_cache(self, fingerprint: str) -> EmbeddingCache:
-        return EmbeddingCache(self.root / CACHE_FILE, fingerprint)
+    def embedding_cache(
+        self, fingerprint: str, notify: Callable[[str], None] = lambda message: None
+    ) -> EmbeddingCache:
+        """The embedding cache. A damaged one is set aside (renamed, never deleted) and
+        replaced by an empty one, saying so through ``notify``: it only costs re-embedding."""
+        path = self.root / CACHE_FILE
+        try:
+            return EmbeddingCache(path, fingerprint)
+        except sqlite3.DatabaseError as error:
+            damaged = path.with_name(f"{path.name}.damaged-{int(self._clock())}")
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(f"{path}{suffix}", f"{damaged}{suffix}")
+            notify(
+                f"the embedding cache {path} is damaged ({error}); moved it to {damaged.name} "
+                "and starting an empty one, so this build embeds everything"
+            )
+            return EmbeddingCache(path, fingerprint)
+
+    def prune_cache(self, keep_snapshots: int) -> int:
+        """After a publish: drop cache entries that none of the last ``keep_snapshots``
+        published snapshots uses, sparing every entry written since the publish before the
+        latest one (an interrupted build's work, which its next run still needs)."""
+        published = self._published_at()
+        present = set(self.snapshot_ids())
+        recent = sorted((t, s) for s, t in published.items() if s in present)[-keep_snapshots:]
+        times = sorted(published.values())
+        spare_since = times[-2] if len(times) >= 2 else 0.0
+        keep: set[str] = set()
+        for _, snapshot_id in recent:
+            fingerprint = self.manifest(snapshot_id).model_fingerprint
+            texts = read_embedded_texts(self._snapshot_dir(snapshot_id) / CHUNKS_FILE)
+            keep.update(cache_key(fingerprint, text) for text in texts)
+        with self.embedding_cache("") as cache:
+            return cache.prune(keep, spare_since)
 
     def write_snapshot(
         self,
