@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -88,6 +89,7 @@ def _print_status(manifest: Manifest) -> None:
 
 def _build(args: argparse.Namespace) -> int:
     settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
+    os.nice(settings.build_nice)  # searches on this machine come first; see Settings
     progress = not args.json and sys.stderr.isatty()
     embedder = Embedder.for_index(settings, IndexStore(settings.index_dir), export=True)
     gate = None

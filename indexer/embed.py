@@ -173,7 +173,8 @@ class Embedder:
         or for querying it (one thread per query)."""
         return cls(
             settings.model, backend=settings.backend, precision=settings.precision,
-            model_file=store.model_file, export=export, threads=0 if export else QUERY_THREADS,
+            model_file=store.model_file, export=export,
+            threads=settings.build_threads if export else QUERY_THREADS,
             lanes=max(1, (os.cpu_count() or 1) // (QUERY_THREADS * settings.workers)),
         )  # fmt: skip
 

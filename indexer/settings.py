@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # A replaced snapshot stays at least this long after it was published, so a server still
     # loading it (or finishing requests on it) never has it deleted underneath.
     prune_grace_seconds: float = Field(default=60.0, ge=0)
+    # A command-line build runs at this niceness (0-19), so searches served from the same
+    # machine keep their speed; an idle machine still gives the build every core.
+    build_nice: int = Field(default=10, ge=0, le=19)
+    # Cores a build may use for embedding (0: all of them).
+    build_threads: int = Field(default=0, ge=0, le=256)
     # The embedding cache keeps what the last this-many published snapshots embedded.
     cache_keep_snapshots: int = Field(default=2, ge=1)
 

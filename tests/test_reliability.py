@@ -4,6 +4,7 @@ names says it is degraded while it keeps serving the one it has."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -248,3 +249,22 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
     served = [status for status in statuses if isinstance(status, int)]
     assert served and set(served) == {200}
     assert IndexStore(index).current_id() == rebuild["body"]["snapshot"]
+
+
+def test_a_command_line_build_runs_at_a_lower_priority(tmp_path: Path) -> None:
+    seeds = new_corpus(tmp_path / "seeds")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "build", "--seeds", str(seeds),
+         "--index", str(tmp_path / "index"), "--json"],
+        cwd=ROOT, env={**os.environ, "SEEDSEARCH_BUILD_NICE": "7"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    seen = set()
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        # Field 19 of /proc/<pid>/stat is the niceness (the name field has no spaces here).
+        with contextlib.suppress(OSError, IndexError):
+            seen.add(int(Path(f"/proc/{process.pid}/stat").read_text().split()[18]))
+        time.sleep(0.02)
+    assert process.wait(timeout=60) == 0
+    assert os.nice(0) + 7 in seen
