@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
 from indexer.encoders import CharSpan
 from indexer.errors import BuildError, GateRefusedError, SeedsearchError, SnapshotError
+from indexer.faults import fault_point
 from indexer.parse import SourceError, decode_source, parse_articles
 from indexer.plan import (
     BuildPlan,
@@ -210,6 +212,7 @@ def _embed(
             fresh_spans = {t: m for t, (_, m) in zip(batch, encoded, strict=True) if len(m)}
             # Written per batch, so a build killed part-way keeps what it embedded.
             cache.put_many(batch, np.stack([vector for vector, _ in encoded]), fresh_spans)
+            fault_point("embedding")
             vectors.update((text, vector) for text, (vector, _) in zip(batch, encoded, strict=True))
             spans.update(fresh_spans)
             bar.update(len(batch))
@@ -295,7 +298,10 @@ def build_index(
 
         texts = [chunk.embed_text for chunk in corpus.chunks]
         sentences = evidence_sentences(corpus.chunks)
-        with store.embedding_cache(embedder.fingerprint, notify) as cache:
+        with (
+            _writing("the embedding cache", store),
+            store.embedding_cache(embedder.fingerprint, notify) as cache,
+        ):
             embedded_now = _embed(
                 texts, _sentences_by_text(corpus.chunks, sentences), embedder, cache, full,
                 progress,
@@ -309,19 +315,17 @@ def build_index(
             sentence_vectors=np.concatenate(embedded_now.sentence_vectors),
         )
         live_id = store.current_id()
-        try:
+        with _unpublished(store, manifest.snapshot_id), _writing("the snapshot", store):
             store.write_snapshot(manifest, corpus.chunks, vectors, contents)
-        except BaseException:
-            store.discard(manifest.snapshot_id)  # never leave a half-written snapshot behind
-            raise
-        verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
-        if verdict is not None and not verdict.passed:
-            store.discard(manifest.snapshot_id)
-            raise GateRefusedError(verdict.message)
-        store.publish(manifest.snapshot_id)
+            verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
+            if verdict is not None and not verdict.passed:
+                raise GateRefusedError(verdict.message)
+            store.publish(manifest.snapshot_id)
         # The previous snapshot stays for servers still finishing requests on it.
-        store.prune(keep={manifest.snapshot_id} | ({live_id} if live_id else set()))
-        cache_pruned = _prune_cache(store, settings.cache_keep_snapshots, notify)
+        cache_pruned = _clean_up(
+            store, {manifest.snapshot_id} | ({live_id} if live_id else set()),
+            settings.cache_keep_snapshots, notify,
+        )  # fmt: skip
         report = _report(manifest.snapshot_id, corpus, embedded, started, published=True)
         return replace(
             report, gate=verdict, sentences=len(sentences), computed=len(fresh),
@@ -329,12 +333,39 @@ def build_index(
         )  # fmt: skip
 
 
-def _prune_cache(store: IndexStore, keep_snapshots: int, notify: Callable[[str], None]) -> int:
-    """Prune the embedding cache; a failure costs only disk space, never the published build."""
+@contextlib.contextmanager
+def _unpublished(store: IndexStore, snapshot_id: str) -> Iterator[None]:
+    """Discard the snapshot being written if anything fails before it is live: a build never
+    leaves a half-written snapshot behind."""
     try:
+        yield
+    except BaseException:
+        if store.current_id() != snapshot_id:
+            store.discard(snapshot_id)
+        raise
+
+
+@contextlib.contextmanager
+def _writing(what: str, store: IndexStore) -> Iterator[None]:
+    """Turn a failed write (full disk, read-only mount) into one clear BuildError."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as error:
+        live = store.current_id()
+        kept = f"the live snapshot {live} is untouched" if live else "nothing was published"
+        raise BuildError(f"cannot write {what} under {store.root}: {error}; {kept}") from error
+
+
+def _clean_up(
+    store: IndexStore, keep: set[str], keep_snapshots: int, notify: Callable[[str], None]
+) -> int:
+    """Prune old snapshots and the embedding cache after a publish. A failure here costs only
+    disk space, never the published build, so it is reported and not raised."""
+    try:
+        store.prune(keep=keep)
         return store.prune_cache(keep_snapshots)
     except (SeedsearchError, sqlite3.Error, OSError) as error:
-        notify(f"the embedding cache was not pruned: {error}")
+        notify(f"cleaning up after the publish failed: {error}")
         return 0
 
 

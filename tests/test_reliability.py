@@ -30,9 +30,13 @@ from conftest import (
 )
 
 from indexer.build import build_index
+from indexer.embed import Embedder
 from indexer.errors import EXIT_FAILURE, SnapshotError
+from indexer.faults import FAULT_POINTS, FAULT_VARIABLE
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.models import SearchRequest
+from search_api.searcher import Searcher
 
 DATA_FILES = ("vectors.faiss", "chunks.sqlite", "sentences.npy")
 RELOAD_SECONDS = 30
@@ -268,3 +272,64 @@ def test_a_command_line_build_runs_at_a_lower_priority(tmp_path: Path) -> None:
         time.sleep(0.02)
     assert process.wait(timeout=60) == 0
     assert os.nice(0) + 7 in seen
+
+
+@pytest.fixture
+def live_seed_index(seed_settings: Settings, tmp_path: Path) -> Settings:
+    """A copy of the seed index (one live snapshot) and a seeds folder with one file more."""
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    seeds = new_corpus(tmp_path / "seeds", *bbc_files(2))
+    return Settings(seeds_dir=seeds, index_dir=index, prune_grace_seconds=0)
+
+
+def _build_with_fault(settings: Settings, fault: str) -> subprocess.CompletedProcess[str]:
+    return run_python(
+        "-m", "indexer", "build", "--seeds", str(settings.seeds_dir),
+        "--index", str(settings.index_dir), "--json", env={FAULT_VARIABLE: fault},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_a_build_killed_at_any_step_leaves_a_servable_index_and_the_next_build_publishes(
+    live_seed_index: Settings, embedder: Embedder, point: str
+) -> None:
+    store = IndexStore(live_seed_index.index_dir)
+    live = store.live_id()
+    done = _build_with_fault(live_seed_index, f"{point}:kill")
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    served = store.current_id()
+    # Killed before CURRENT moved, the old snapshot is live; after, the new one, complete.
+    assert (served == live) == (point != "published")
+    searcher = Searcher.open_live(store, embedder)
+    assert searcher.search(SearchRequest(query="flood evacuations", k=1)).results
+    searcher.close()
+    store.verify(served)
+    # The killed build's lock is released by the kernel; its partial directory goes, and the
+    # next build publishes, reusing what the killed one cached.
+    report = build_index(live_seed_index, embedder=embedder, wait_seconds=0)
+    assert report.published == (point != "published")
+    if report.published:
+        assert report.computed == 0 or point == "embedding"
+    assert set(store.snapshot_ids()) <= {live, served, store.live_id()}
+    store.verify()
+
+
+@pytest.mark.parametrize(
+    ("point", "error"),
+    [("embedding", "enospc"), ("vectors", "enospc"), ("chunks", "enospc"),
+     ("manifest", "enospc"), ("publish", "enospc"), ("vectors", "erofs"), ("publish", "erofs")],
+)  # fmt: skip
+def test_a_full_disk_or_read_only_root_fails_clearly_and_publishes_nothing(
+    live_seed_index: Settings, point: str, error: str
+) -> None:
+    store = IndexStore(live_seed_index.index_dir)
+    live = store.live_id()
+    done = _build_with_fault(live_seed_index, f"{point}:{error}")
+    assert done.returncode == EXIT_FAILURE
+    message = done.stderr.strip()
+    reason = "No space left on device" if error == "enospc" else "Read-only file system"
+    assert message.startswith("error: cannot write the ") and reason in message
+    assert f"the live snapshot {live} is untouched" in message and len(message.splitlines()) == 1
+    assert store.current_id() == live and store.snapshot_ids() == [live]
+    store.verify()

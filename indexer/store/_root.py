@@ -29,6 +29,7 @@ from filelock import FileLock, Timeout
 
 from indexer.chunk import Chunk
 from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
+from indexer.faults import fault_point
 from indexer.store._cache import EmbeddingCache, cache_key
 from indexer.store._chunks import read_chunks_of, read_embedded_texts, write_chunks
 from indexer.store._manifest import Manifest
@@ -243,12 +244,16 @@ class IndexStore:
         directory = self._snapshot_dir(manifest.snapshot_id)
         directory.mkdir(parents=True)
         write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
+        fault_point("vectors", directory / VECTORS_FILE)
         write_chunks(directory / CHUNKS_FILE, chunks, contents.duplicate_of, contents.sentences)
+        fault_point("chunks", directory / CHUNKS_FILE)
         write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
+        fault_point("sentences", directory / SENTENCES_FILE)
         for name in DATA_FILES:
             _fsync(directory / name)
         manifest = replace(manifest, data_files=describe_files(directory))
         (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+        fault_point("manifest", directory / MANIFEST_FILE)
         _fsync(directory / MANIFEST_FILE)
         _fsync(directory)
         _fsync(directory.parent)  # the new directory's entry must survive a crash too
@@ -301,9 +306,11 @@ class IndexStore:
 
     def publish(self, snapshot_id: str) -> None:
         """Make a written snapshot live: record when, then replace CURRENT atomically."""
+        fault_point("publish")
         published = {**self._published_at(), snapshot_id: self._clock()}
         _write_atomically(self.root / PUBLISH_LOG, _log_lines(published))
         _write_atomically(self.root / CURRENT_FILE, snapshot_id + "\n")
+        fault_point("published")
 
     def discard(self, snapshot_id: str) -> None:
         """Delete a written snapshot that will not be published (never the live one)."""
