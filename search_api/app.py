@@ -7,14 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
@@ -28,6 +32,20 @@ def _readable(error: RequestValidationError) -> JSONResponse:
         problems.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
     errors = [{key: item.get(key) for key in ("loc", "msg", "type")} for item in error.errors()]
     return JSONResponse(status_code=422, content={"detail": "; ".join(problems), "errors": errors})
+
+
+def _method_not_allowed(app: FastAPI, request: Request) -> JSONResponse:
+    """405 whose Allow header lists every method of the path: Starlette lists only those of
+    the first route that matched it (GET and POST /search are two routes)."""
+    allowed = sorted(
+        method
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.path_regex.match(request.url.path)
+        for method in route.methods or ()
+    )
+    return JSONResponse(
+        {"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)}
+    )
 
 
 def create_app(settings: Settings | None = None, embedder: Embedder | None = None) -> FastAPI:
@@ -65,10 +83,17 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.settings = settings
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestLimits)  # outermost: refuses oversized requests before all else
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         return _readable(error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            return _method_not_allowed(app, request)
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -30,6 +31,7 @@ MAX_OFFSET = 900
 
 MAX_FILTER_VALUES = 100
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+NOT_BLANK = r"\S"  # at least one character that is not white space
 
 
 def _as_list(value: object) -> object:
@@ -45,10 +47,31 @@ def _encodable(text: str) -> str:
     return text
 
 
+def _whole(value: object) -> object:
+    """2.0 is the integer 2 in JSON Schema; 2.5, "2" and true stay errors (strict int)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
+
+# One value or a list of them: a lone string counts as a list of one, and the schema says so.
 StrList = Annotated[
     list[Annotated[str, AfterValidator(_encodable)]],
     BeforeValidator(_as_list),
     Field(min_length=1, max_length=MAX_FILTER_VALUES),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "minItems": 1,
+                    "maxItems": MAX_FILTER_VALUES,
+                },
+            ]
+        }
+    ),
 ]
 
 
@@ -83,34 +106,61 @@ class Filters(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(description=f"natural-language query, 1-{MAX_QUERY_CHARS} characters")
-    k: int = Field(default=10, ge=1, le=MAX_K, strict=True, description="results to return")
+    query: str = Field(
+        description=f"natural-language query, 1-{MAX_QUERY_CHARS} characters, not blank",
+        min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
+    )  # fmt: skip
+    k: WholeNumber = Field(default=10, ge=1, le=MAX_K, description="results to return")
     mode: Mode = DEFAULT_MODE
     filters: Filters = Field(default_factory=Filters)
     min_score: float | None = Field(
         default=None,
         allow_inf_nan=False,
+        strict=True,  # a number: true and "0.5" are refused
         description="drop results scoring below this (replaces the 'no good match' check)",
     )
-    offset: int = Field(
-        default=0, ge=0, le=MAX_OFFSET, strict=True, description="results to skip (paging)"
+    offset: WholeNumber = Field(
+        default=0, ge=0, le=MAX_OFFSET, description="results to skip (paging)"
     )
-    collapse: bool = Field(default=False, description="only the best passage per article")
+    # Strict: the schema says boolean, so 0, 1 and "yes" are refused, not coerced.
+    collapse: bool = Field(
+        default=False, strict=True, description="only the best passage per article"
+    )
     dedupe: bool = Field(
-        default=True, description="show each group of near-duplicate passages once"
+        default=True, strict=True, description="show each group of near-duplicate passages once"
     )
-    highlight: bool = Field(default=True, description="mark query terms in the returned text")
-    explain: bool = Field(default=False, description="add each result's scores and ranks")
+    highlight: bool = Field(
+        default=True, strict=True, description="mark query terms in the returned text"
+    )
+    explain: bool = Field(
+        default=False, strict=True, description="add each result's scores and ranks"
+    )
 
-    @field_validator("query")
+    @field_validator("query", mode="before")
     @classmethod
-    def _query_has_words(cls, query: str) -> str:
+    def _query_has_words(cls, query: object) -> object:
+        """Strip and say plainly what is wrong, before the declared length and pattern apply."""
+        if not isinstance(query, str):
+            return query  # the type check names it
         query = _encodable(query).strip()
         if not query:
             raise ValueError("query is empty")
         if len(query) > MAX_QUERY_CHARS:
             raise ValueError(f"query is longer than {MAX_QUERY_CHARS} characters")
         return query
+
+
+class ValidationProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: one readable sentence, and for a 422 the structured problems."""
+
+    detail: str
+    errors: list[ValidationProblem] | None = None
 
 
 class Highlight(BaseModel):

@@ -20,10 +20,13 @@ from search_api.live import LiveSearcher, NotReadyError
 from search_api.metrics import Metrics
 from search_api.models import (
     DEFAULT_MODE,
+    MAX_FILTER_VALUES,
     MAX_K,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
+    NOT_BLANK,
     Article,
+    ErrorBody,
     Mode,
     SearchRequest,
     SearchResponse,
@@ -33,6 +36,27 @@ from search_api.searcher import Searcher
 
 STATIC_DIR = Path(__file__).parent / "static"
 router = APIRouter()
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Declared error answers: each one is ``ErrorBody``."""
+    return {code: {"model": ErrorBody, "description": ERROR_MEANINGS[code]} for code in codes}
+
+
+ERROR_MEANINGS = {
+    400: "the body cannot be read as JSON text",
+    401: "missing or wrong X-API-Key",
+    403: "the admin API is disabled (no SEEDSEARCH_API_KEY)",
+    404: "no such article in the live snapshot",
+    409: "another build is running",
+    413: "the request body is over 64 KiB",
+    431: "the request headers are over 16 KiB",
+    422: "invalid request; `detail` says what to fix",
+    500: "unexpected failure (logged by the server)",
+    503: "no snapshot can be served yet",
+}
+SEARCH_ERRORS = _errors(422, 431, 500, 503)
+BODY_SEARCH_ERRORS = _errors(400, 413, 422, 431, 500, 503)
 
 
 def live_searcher(request: Request) -> LiveSearcher:
@@ -72,25 +96,72 @@ def _validated(**fields: Any) -> SearchRequest:
         ) from None
 
 
-@router.get("/search", response_model=SearchResponse, summary="Search with query parameters")
+# The GET parameters are validated by SearchRequest (one set of messages for GET and POST);
+# these declare the same rules in the OpenAPI schema.
+_DATE = {"format": "date"}
+_VALUES = {"minItems": 1, "maxItems": MAX_FILTER_VALUES}
+
+
+@router.get(
+    "/search", response_model=SearchResponse, summary="Search with query parameters",
+    responses=SEARCH_ERRORS,
+)  # fmt: skip
 def search_get(
     searcher: SearcherDep,
-    q: Annotated[str, Query(description=f"the query, 1-{MAX_QUERY_CHARS} characters")],
-    k: Annotated[int, Query(description=f"results to return, 1-{MAX_K}")] = 10,
+    q: Annotated[
+        str,
+        Query(
+            description=f"the query, 1-{MAX_QUERY_CHARS} characters, not blank",
+            json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK},
+        ),
+    ],
+    k: Annotated[
+        int,
+        Query(
+            description=f"results to return, 1-{MAX_K}",
+            json_schema_extra={"minimum": 1, "maximum": MAX_K},
+        ),
+    ] = 10,
     mode: Annotated[Mode, Query()] = DEFAULT_MODE,
-    source: Annotated[list[str] | None, Query(description="only these source files")] = None,
-    article_id: Annotated[list[str] | None, Query(description="only these articles")] = None,
-    date_from: Annotated[str | None, Query(description="published on or after, YYYY-MM-DD")] = None,
-    date_to: Annotated[str | None, Query(description="published on or before, YYYY-MM-DD")] = None,
+    source: Annotated[
+        list[str],
+        Query(
+            description="only these source files (repeat for several)", json_schema_extra=_VALUES
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies parameter defaults per request
+    article_id: Annotated[
+        list[str],
+        Query(description="only these articles (repeat for several)", json_schema_extra=_VALUES),
+    ] = [],  # noqa: B006 - FastAPI copies parameter defaults per request
+    date_from: Annotated[
+        str | None,
+        Query(
+            description="published on or after, YYYY-MM-DD (not after date_to)",
+            json_schema_extra=_DATE,
+        ),
+    ] = None,
+    date_to: Annotated[
+        str | None,
+        Query(
+            description="published on or before, YYYY-MM-DD",
+            json_schema_extra=_DATE,
+        ),
+    ] = None,
     min_score: float | None = None,
-    offset: Annotated[int, Query(description=f"results to skip, 0-{MAX_OFFSET}")] = 0,
+    offset: Annotated[
+        int,
+        Query(
+            description=f"results to skip, 0-{MAX_OFFSET}",
+            json_schema_extra={"minimum": 0, "maximum": MAX_OFFSET},
+        ),
+    ] = 0,
     collapse: bool = False,
     dedupe: bool = True,
     highlight: bool = True,
     explain: bool = False,
 ) -> SearchResponse:
-    filters = {"source": source, "article_id": article_id, "date_from": date_from,
-               "date_to": date_to}  # fmt: skip
+    filters = {"source": source or None, "article_id": article_id or None,
+               "date_from": date_from, "date_to": date_to}  # fmt: skip
     request = _validated(
         query=q, k=k, mode=mode, filters=filters, min_score=min_score, offset=offset,
         collapse=collapse, dedupe=dedupe, highlight=highlight, explain=explain,
@@ -98,7 +169,10 @@ def search_get(
     return searcher.search(request)
 
 
-@router.post("/search", response_model=SearchResponse, summary="Search with a JSON body")
+@router.post(
+    "/search", response_model=SearchResponse, summary="Search with a JSON body",
+    responses=BODY_SEARCH_ERRORS,
+)  # fmt: skip
 def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
     return searcher.search(body)
 
@@ -106,6 +180,7 @@ def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
 @router.get(
     "/healthz",
     summary="200 while a snapshot is served ('degraded' when CURRENT's was refused), 503 before",
+    responses=_errors(500, 503),
 )
 def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, str]:
     try:
@@ -116,14 +191,18 @@ def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, 
     return body | ({"reason": health.reason} if health.reason else {})
 
 
-@router.get("/stats", response_model=Stats, summary="The live snapshot: id, counts, model")
+@router.get(
+    "/stats", response_model=Stats, summary="The live snapshot: id, counts, model",
+    responses=_errors(500, 503),
+)  # fmt: skip
 def stats(searcher: SearcherDep) -> Stats:
     return searcher.stats()
 
 
 @router.get(
-    "/articles/{article_id}", response_model=Article, summary="An article's passages in order"
-)
+    "/articles/{article_id}", response_model=Article, summary="An article's passages in order",
+    responses=_errors(404, 422, 500, 503),
+)  # fmt: skip
 def article(article_id: str, searcher: SearcherDep) -> Article:
     found = searcher.article(article_id)
     if found is None:
@@ -136,7 +215,10 @@ def prometheus_metrics(registry: Annotated[Metrics, Depends(metrics)]) -> Respon
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post("/admin/reindex", summary="Rebuild from the seeds folder and serve the result")
+@router.post(
+    "/admin/reindex", summary="Rebuild from the seeds folder and serve the result",
+    responses=_errors(401, 403, 409, 422, 500),
+)  # fmt: skip
 def reindex(
     configured: Annotated[Settings, Depends(settings)],
     live: Annotated[LiveSearcher, Depends(live_searcher)],
