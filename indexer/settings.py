@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     # No key disables POST /admin/reindex.
     api_key: SecretStr | None = None
+    # With a key, /search, /stats and /articles need it (or the admin key) in X-API-Key.
+    read_key: SecretStr | None = None
+    # Origins a browser page elsewhere may call the API from (CORS); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
     # Prepend the headline to each passage's embedded text. Off: it measured worse (README).
     embed_title: bool = False
     # The vector index follows the corpus size (README, Scale): exact search up to
@@ -67,7 +71,7 @@ class Settings(BaseSettings):
     # The embedding cache keeps what the last this-many published snapshots embedded.
     cache_keep_snapshots: int = Field(default=2, ge=1)
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "read_key", mode="before")
     @classmethod
     def _blank_key_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -96,12 +100,14 @@ def settings_from_flags(**flags: Any) -> Settings:
 
 def settings_to_environment(settings: Settings) -> dict[str, str]:
     """``SEEDSEARCH_*`` variables that rebuild these settings in another process."""
-    values = settings.model_dump(mode="json", exclude={"api_key"})
+    secrets = {"api_key": settings.api_key, "read_key": settings.read_key}
+    values = settings.model_dump(mode="json", exclude=set(secrets))
     environment = {
         ENV_PREFIX + name.upper(): value if isinstance(value, str) else json.dumps(value)
         for name, value in values.items()
         if value is not None
     }
-    if settings.api_key is not None:
-        environment[ENV_PREFIX + "API_KEY"] = settings.api_key.get_secret_value()
+    for name, secret in secrets.items():
+        if secret is not None:
+            environment[ENV_PREFIX + name.upper()] = secret.get_secret_value()
     return environment

@@ -2,7 +2,7 @@
 
 Labelled passages (JSONL of {"query", "relevant": [strings a relevant passage contains]}):
     python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
-                               [--mode hybrid|dense|lexical|all] [--index DIR | --api URL] [--json]
+                               [--mode hybrid|dense|lexical|all] [--index DIR | --api URL [--api-key KEY]] [--json]
     -> MRR@10 and recall@1/5/10 per mode, with the queries that found nothing.
 
 BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per document:
@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--index", type=Path, help="index root (default: var/index)")
     where.add_argument("--api", metavar="URL", help="evaluate a running service instead")
+    parser.add_argument(
+        "--api-key",
+        help="X-API-Key for --api (default: SEEDSEARCH_READ_KEY, else SEEDSEARCH_API_KEY)",
+    )
     return parser
 
 
@@ -175,7 +179,7 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.beir and not args.api:
         index = prepare_beir_index(args.beir, args.index)
     settings = settings_from_flags(index_dir=index)
-    with open_search(settings, args.api) as search:
+    with open_search(settings, args.api, args.api_key) as search:
         if args.beir:
             beir_reports = evaluate_beir(beir_queries, search, modes)
             print(

@@ -2,7 +2,7 @@
 
 python scripts/search.py "flood evacuations" [-k 5] [--mode hybrid] [--json]
                          [--date-from YYYY-MM-DD] [--date-to YYYY-MM-DD] [--all-duplicates]
-                         [--index DIR | --api URL]
+                         [--index DIR | --api URL [--api-key KEY]]
 
 The sentence that best answers the query is marked **like this** (bold on a terminal).
 """
@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--index", type=Path, help="index root (default: var/index)")
     where.add_argument("--api", metavar="URL", help="ask a running service instead")
+    parser.add_argument(
+        "--api-key",
+        help="X-API-Key for --api (default: SEEDSEARCH_READ_KEY, else SEEDSEARCH_API_KEY)",
+    )
     return parser
 
 
@@ -110,7 +114,7 @@ def search(args: argparse.Namespace) -> int:
         where = ".".join(str(part) for part in problem["loc"] if part != "filters")
         raise UsageError(f"{where}: {problem['msg']}" if where else problem["msg"]) from None
     settings = settings_from_flags(index_dir=args.index)
-    with open_search(settings, args.api) as run_search:
+    with open_search(settings, args.api, args.api_key) as run_search:
         response = run_search(request)
     if args.json:
         print(response.model_dump_json(indent=2))

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
@@ -83,6 +84,11 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     app.state.settings = settings
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:  # off unless configured: the page itself is same-origin
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key"],
+        )  # fmt: skip
     app.add_middleware(RequestLimits)  # outermost: refuses oversized requests before all else
 
     @app.exception_handler(RequestValidationError)

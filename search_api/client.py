@@ -15,15 +15,23 @@ SearchFunction = Callable[[SearchRequest], SearchResponse]
 
 
 @contextmanager
-def remote_search(api_url: str, timeout: float = 30.0) -> Iterator[SearchFunction]:
-    """Search a running service; its connection closes when the block ends."""
-    with httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout) as client:
+def remote_search(
+    api_url: str, api_key: str | None = None, timeout: float = 30.0
+) -> Iterator[SearchFunction]:
+    """Search a running service (sending ``api_key`` as X-API-Key when given); its connection
+    closes when the block ends."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout, headers=headers) as client:
 
         def search(request: SearchRequest) -> SearchResponse:
             try:
                 response = client.post("/search", json=request.model_dump(mode="json"))
             except httpx.HTTPError as error:
                 raise ClientError(f"cannot reach {api_url}: {error}") from error
+            if response.status_code == 401:
+                raise ClientError(
+                    f"{api_url} needs a key: pass --api-key or set SEEDSEARCH_READ_KEY"
+                )
             if response.status_code != 200:
                 raise ClientError(f"{api_url} answered {response.status_code}: {response.text}")
             return SearchResponse.model_validate_json(response.content)
@@ -48,6 +56,13 @@ def local_search(settings: Settings) -> Iterator[SearchFunction]:
         searcher.close()
 
 
-def open_search(settings: Settings, api_url: str | None) -> AbstractContextManager[SearchFunction]:
-    """Search ``api_url`` when given, else the configured index in this process."""
-    return remote_search(api_url) if api_url else local_search(settings)
+def open_search(
+    settings: Settings, api_url: str | None, api_key: str | None = None
+) -> AbstractContextManager[SearchFunction]:
+    """Search ``api_url`` when given (with ``api_key``, else the configured read or admin key),
+    else the configured index in this process."""
+    if not api_url:
+        return local_search(settings)
+    configured = settings.read_key or settings.api_key
+    key = api_key or (configured.get_secret_value() if configured else None)
+    return remote_search(api_url, key)

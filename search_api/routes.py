@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from indexer.build import build_index
 from indexer.errors import BuildError, BuildLockedError
@@ -45,7 +45,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 ERROR_MEANINGS = {
     400: "the body cannot be read as JSON text",
-    401: "missing or wrong X-API-Key",
+    401: "missing or wrong X-API-Key (the admin key, or for reads the read key)",
     403: "the admin API is disabled (no SEEDSEARCH_API_KEY)",
     404: "no such article in the live snapshot",
     409: "another build is running",
@@ -55,8 +55,8 @@ ERROR_MEANINGS = {
     500: "unexpected failure (logged by the server)",
     503: "no snapshot can be served yet",
 }
-SEARCH_ERRORS = _errors(422, 431, 500, 503)
-BODY_SEARCH_ERRORS = _errors(400, 413, 422, 431, 500, 503)
+SEARCH_ERRORS = _errors(401, 422, 431, 500, 503)
+BODY_SEARCH_ERRORS = _errors(400, 401, 413, 422, 431, 500, 503)
 
 
 def live_searcher(request: Request) -> LiveSearcher:
@@ -83,7 +83,31 @@ def metrics(request: Request) -> Metrics:
     return registry
 
 
-SearcherDep = Annotated[Searcher, Depends(current_searcher)]
+def _matches(given: str | None, key: SecretStr | None) -> bool:
+    """Constant-time comparison, so response times never hint at the key."""
+    if given is None or key is None:
+        return False
+    return secrets.compare_digest(given.encode(), key.get_secret_value().encode())
+
+
+def reader(
+    configured: Annotated[Settings, Depends(settings)],
+    x_api_key: Annotated[str | None, Header(description="the read or admin key")] = None,
+) -> None:
+    """Open unless SEEDSEARCH_READ_KEY is set; then the read key or the admin key."""
+    if configured.read_key is None:
+        return
+    if not (_matches(x_api_key, configured.read_key) or _matches(x_api_key, configured.api_key)):
+        raise HTTPException(401, "missing or wrong X-API-Key header")
+
+
+def current_reader_searcher(
+    _: Annotated[None, Depends(reader)], searcher: Annotated[Searcher, Depends(current_searcher)]
+) -> Searcher:
+    return searcher
+
+
+SearcherDep = Annotated[Searcher, Depends(current_reader_searcher)]
 
 
 def _validated(**fields: Any) -> SearchRequest:
@@ -193,7 +217,7 @@ def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, 
 
 @router.get(
     "/stats", response_model=Stats, summary="The live snapshot: id, counts, model",
-    responses=_errors(500, 503),
+    responses=_errors(401, 500, 503),
 )  # fmt: skip
 def stats(searcher: SearcherDep) -> Stats:
     return searcher.stats()
@@ -201,7 +225,7 @@ def stats(searcher: SearcherDep) -> Stats:
 
 @router.get(
     "/articles/{article_id}", response_model=Article, summary="An article's passages in order",
-    responses=_errors(404, 422, 500, 503),
+    responses=_errors(401, 404, 422, 500, 503),
 )  # fmt: skip
 def article(article_id: str, searcher: SearcherDep) -> Article:
     found = searcher.article(article_id)
@@ -226,8 +250,7 @@ def reindex(
 ) -> dict[str, Any]:
     if configured.api_key is None:
         raise HTTPException(403, "the admin API is disabled: set SEEDSEARCH_API_KEY to enable it")
-    expected = configured.api_key.get_secret_value().encode()
-    if x_api_key is None or not secrets.compare_digest(x_api_key.encode(), expected):
+    if not _matches(x_api_key, configured.api_key):
         raise HTTPException(401, "missing or wrong X-API-Key header")
     try:
         # Never queue behind a running build: the caller gets a 409 and can retry.

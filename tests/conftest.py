@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -149,6 +150,36 @@ def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+READ_KEY = "test-read-key"
+CORS_ORIGIN = "http://allowed.example"
+
+
+@pytest.fixture(scope="session")
+def keyed_server(
+    tmp_path_factory: pytest.TempPathFactory, seed_settings: Settings
+) -> Iterator[tuple[Server, Path]]:
+    """A server of a copy of the seed index that needs a read key and allows one CORS
+    origin; also gives the path of its log."""
+    root = tmp_path_factory.mktemp("keyed")
+    shutil.copytree(seed_settings.index_dir, root / "index")
+    port = free_port()
+    env = {**os.environ, "SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_READ_KEY": READ_KEY,
+           "SEEDSEARCH_CORS_ORIGINS": json.dumps([CORS_ORIGIN])}  # fmt: skip
+    log_path = root / "server.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(root / "index")],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process, log_path)
+            yield Server(url, seed_settings.seeds_dir, root / "index"), log_path
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

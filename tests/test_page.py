@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import READ_KEY
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -141,7 +142,7 @@ def test_keyboard_only(page: Page, live_server: str) -> None:
     page.keyboard.press("Tab")
     expect(page.locator("#mode")).to_be_focused()
     page.keyboard.press("Tab")
-    expect(page.locator("button[type=submit]")).to_be_focused()
+    expect(page.locator("#submit")).to_be_focused()
 
 
 def test_no_horizontal_scroll_on_a_phone(page: Page, live_server: str) -> None:
@@ -213,3 +214,22 @@ def test_the_date_range_filters_results_and_travels_in_the_url(
     page.reload()
     wait_for_results(page)
     expect(page.locator("#date-from")).to_have_value("2026-02-02")
+
+
+def test_the_page_asks_for_the_read_key_and_keeps_it_for_the_tab(
+    page: Page, keyed_server: tuple[Any, Any]
+) -> None:
+    server, _ = keyed_server
+    page.goto(server.url + "/?q=flood%20evacuations")
+    expect(page.locator("#key-form")).to_be_visible(timeout=TIMEOUT_MS)
+    page.locator("#api-key").fill("not the key")
+    page.locator("#api-key").press("Enter")
+    expect(page.locator("#key-hint")).to_contain_text("not accepted", timeout=TIMEOUT_MS)
+    page.locator("#api-key").fill(READ_KEY)
+    page.locator("#api-key").press("Enter")
+    wait_for_results(page)
+    expect(page.locator("#key-form")).to_be_hidden()
+    expect(page.locator("#stats")).to_contain_text("passages")
+    page.reload()  # the same tab keeps the key
+    wait_for_results(page)
+    expect(page.locator("#key-form")).to_be_hidden()

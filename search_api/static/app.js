@@ -17,6 +17,9 @@
   const status = document.getElementById("status");
   const results = document.getElementById("results");
   const stats = document.getElementById("stats");
+  const keyForm = document.getElementById("key-form");
+  const keyInput = document.getElementById("api-key");
+  const keyHint = document.getElementById("key-hint");
 
   let searchSeq = 0; // only the newest search may touch the page
   let inFlight = null; // AbortController of the running search
@@ -75,6 +78,53 @@
       return null;
     }
   }
+
+  // ---- the read key ----------------------------------------------------------
+
+  // When the service has a read key, it answers 401 until the page sends it. The key is asked
+  // for once and kept for this tab only (sessionStorage), never in the URL.
+  const KEY_STORAGE = "seedsearch-api-key";
+
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(KEY_STORAGE) || "";
+    } catch (_) {
+      return "";
+    }
+  }
+
+  async function apiFetch(url, options) {
+    const headers = Object.assign({}, (options && options.headers) || {});
+    const key = storedKey();
+    if (key) headers["X-API-Key"] = key;
+    const response = await fetch(url, Object.assign({}, options || {}, { headers: headers }));
+    if (response.status === 401) askForKey(Boolean(key));
+    return response;
+  }
+
+  function askForKey(wasWrong) {
+    keyForm.hidden = false;
+    keyHint.textContent = wasWrong
+      ? "That key was not accepted. Enter the service's API key."
+      : "This service needs an API key to search.";
+    keyInput.focus();
+  }
+
+  keyForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (!key) return;
+    try {
+      sessionStorage.setItem(KEY_STORAGE, key);
+    } catch (_) {
+      // storage disabled: the key still works until the page reloads
+    }
+    keyInput.value = "";
+    keyForm.hidden = true;
+    clearError();
+    loadStats();
+    applyUrl();
+  });
 
   // ---- page states ---------------------------------------------------------
 
@@ -201,7 +251,7 @@
       return;
     }
     try {
-      const response = await fetch("/articles/" + encodeURIComponent(result.article_id));
+      const response = await apiFetch("/articles/" + encodeURIComponent(result.article_id));
       if (!response.ok) throw new Error(detailText(await readJson(response), response));
       const article = await response.json();
       const list = el("ol", "article");
@@ -261,7 +311,7 @@
     let response;
     let body;
     try {
-      response = await fetch("/search?" + params.toString(), {
+      response = await apiFetch("/search?" + params.toString(), {
         headers: { Accept: "application/json" },
         signal: controller.signal,
       });
@@ -396,7 +446,7 @@
     let response;
     let body;
     try {
-      response = await fetch("/stats", { headers: { Accept: "application/json" } });
+      response = await apiFetch("/stats", { headers: { Accept: "application/json" } });
       body = await readJson(response);
     } catch (_) {
       stats.textContent = "Index details unavailable: could not reach the search service.";
