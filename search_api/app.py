@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -19,10 +20,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.jobs import ReindexJobs
 from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
+
+# At shutdown a running rebuild gets this long to finish (builds are crash-safe regardless).
+REBUILD_SHUTDOWN_SECONDS = 600.0
 
 
 def _readable(error: RequestValidationError) -> JSONResponse:
@@ -69,6 +74,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         try:
             yield
         finally:
+            # A rebuild started through the API finishes before the process exits.
+            await asyncio.to_thread(app.state.jobs.wait, REBUILD_SHUTDOWN_SECONDS)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
@@ -82,6 +89,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.jobs = ReindexJobs()
+    app.state.search_slots = threading.BoundedSemaphore(settings.max_searches_in_flight)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:  # off unless configured: the page itself is same-origin

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,8 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 
 from indexer.build import build_index
-from indexer.errors import BuildError, BuildLockedError
+from indexer.errors import BuildLockedError
 from indexer.settings import Settings
+from indexer.store import IndexStore
+from search_api.jobs import KEPT_JOBS, JobRunningError, ReindexJob, ReindexJobs
 from search_api.live import LiveSearcher, NotReadyError
 from search_api.metrics import Metrics
 from search_api.models import (
@@ -53,7 +56,7 @@ ERROR_MEANINGS = {
     431: "the request headers are over 16 KiB",
     422: "invalid request; `detail` says what to fix",
     500: "unexpected failure (logged by the server)",
-    503: "no snapshot can be served yet",
+    503: "no snapshot can be served yet, or too many searches in flight (see Retry-After)",
 }
 SEARCH_ERRORS = _errors(401, 422, 431, 500, 503)
 BODY_SEARCH_ERRORS = _errors(400, 401, 413, 422, 431, 500, 503)
@@ -101,8 +104,24 @@ def reader(
         raise HTTPException(401, "missing or wrong X-API-Key header")
 
 
+def search_slot(request: Request) -> Iterator[None]:
+    """One of the process's search slots for this request, or 503 with Retry-After: past the
+    bound, a burst is turned away at once instead of queueing until every request is slow."""
+    slots: threading.BoundedSemaphore = request.app.state.search_slots
+    if not slots.acquire(blocking=False):
+        raise HTTPException(
+            503, "too many searches in flight; retry in a second", headers={"Retry-After": "1"}
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
 def current_reader_searcher(
-    _: Annotated[None, Depends(reader)], searcher: Annotated[Searcher, Depends(current_searcher)]
+    _: Annotated[None, Depends(reader)],
+    __: Annotated[None, Depends(search_slot)],
+    searcher: Annotated[Searcher, Depends(current_searcher)],
 ) -> Searcher:
     return searcher
 
@@ -239,28 +258,65 @@ def prometheus_metrics(registry: Annotated[Metrics, Depends(metrics)]) -> Respon
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.post(
-    "/admin/reindex", summary="Rebuild from the seeds folder and serve the result",
-    responses=_errors(401, 403, 409, 422, 500),
-)  # fmt: skip
-def reindex(
+def admin(
     configured: Annotated[Settings, Depends(settings)],
-    live: Annotated[LiveSearcher, Depends(live_searcher)],
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> dict[str, Any]:
+    x_api_key: Annotated[str | None, Header(description="the admin key")] = None,
+) -> None:
     if configured.api_key is None:
         raise HTTPException(403, "the admin API is disabled: set SEEDSEARCH_API_KEY to enable it")
     if not _matches(x_api_key, configured.api_key):
         raise HTTPException(401, "missing or wrong X-API-Key header")
+
+
+def reindex_jobs(request: Request) -> ReindexJobs:
+    jobs: ReindexJobs = request.app.state.jobs
+    return jobs
+
+
+@router.post(
+    "/admin/reindex", status_code=202, response_model=ReindexJob,
+    summary="Start a rebuild from the seeds folder; the new snapshot is served when it is done",
+    responses=_errors(401, 403, 409, 500),
+)  # fmt: skip
+def reindex(
+    _: Annotated[None, Depends(admin)],
+    configured: Annotated[Settings, Depends(settings)],
+    live: Annotated[LiveSearcher, Depends(live_searcher)],
+    jobs: Annotated[ReindexJobs, Depends(reindex_jobs)],
+    response: Response,
+) -> ReindexJob:
+    store = IndexStore(configured.index_dir, configured.prune_grace_seconds)
     try:
         # Never queue behind a running build: the caller gets a 409 and can retry.
-        report = build_index(configured, embedder=live.embedder, wait_seconds=0)
-    except BuildLockedError as error:
+        with store.build_lock(wait_seconds=0, notify=lambda message: None):
+            pass
+
+        def build() -> dict[str, Any]:
+            report = build_index(configured, embedder=live.embedder, wait_seconds=0)
+            live.refresh()
+            return report.to_dict()
+
+        job = jobs.start(build)
+    except (BuildLockedError, JobRunningError) as error:
         raise HTTPException(409, str(error)) from None
-    except BuildError as error:  # the server's seeds folder is missing or holds nothing usable
-        raise HTTPException(500, f"rebuild failed: {error}") from None
-    live.refresh()
-    return report.to_dict()
+    response.headers["Location"] = f"/admin/reindex/{job.job}"
+    return job
+
+
+@router.get(
+    "/admin/reindex/{job_id}", response_model=ReindexJob,
+    summary="A rebuild's state: running, succeeded (with its report) or failed (with why)",
+    responses=_errors(401, 403, 404, 500),
+)  # fmt: skip
+def reindex_job(
+    _: Annotated[None, Depends(admin)],
+    job_id: str,
+    jobs: Annotated[ReindexJobs, Depends(reindex_jobs)],
+) -> ReindexJob:
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"no rebuild {job_id!r} (the last {KEPT_JOBS} are kept)")
+    return job
 
 
 @router.get("/", include_in_schema=False)

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -152,8 +153,28 @@ def test_admin_reindex_requires_the_api_key(server: Server) -> None:
     assert post(server, "/admin/reindex").status_code == 401
     assert post(server, "/admin/reindex", headers={"X-API-Key": "wrong"}).status_code == 401
     response = post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})
-    assert response.status_code == 200, response.text
-    assert {"snapshot", "embedded", "reused", "errors"} <= set(response.json())
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["state"] == "running" and response.headers["location"].endswith(job["job"])
+    assert get(server, response.headers["location"]).status_code == 401
+    finished = wait_for_rebuild(server, job["job"])
+    assert finished["state"] == "succeeded", finished
+    assert {"snapshot", "embedded", "reused", "errors"} <= set(finished["report"])
+    missing = httpx.get(f"{server.url}/admin/reindex/nope", headers={"X-API-Key": API_KEY})
+    assert missing.status_code == 404
+
+
+def wait_for_rebuild(server: Server, job: str) -> dict[str, Any]:
+    """Poll a rebuild started through the API until it ends (bounded)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        state: dict[str, Any] = httpx.get(
+            f"{server.url}/admin/reindex/{job}", headers={"X-API-Key": API_KEY}, timeout=30
+        ).json()
+        if state["state"] != "running":
+            return state
+        time.sleep(0.1)
+    raise TimeoutError(f"rebuild {job} still running")
 
 
 def test_admin_reindex_refuses_to_queue_behind_a_running_build(server: Server) -> None:
@@ -200,33 +221,37 @@ def test_a_rebuild_in_another_process_is_served_without_a_restart(server: Server
 def test_no_request_fails_while_snapshots_swap(server: Server) -> None:
     before = get(server, "/stats").json()["snapshot"]
     statuses: list[int] = []
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        reindex = httpx.Client(base_url=server.url, timeout=120)
-        (server.seeds_dir / "glacier.txt").write_text(
-            "Glacier Update\n\nMeltwater lakes are being drained.\n"
-        )
-        answers: list[httpx.Response] = []
-        thread = threading.Thread(
-            target=lambda: answers.append(
-                reindex.post("/admin/reindex", headers={"X-API-Key": API_KEY})
-            )
-        )
-        thread.start()
-        deadline = time.monotonic() + RELOAD_SECONDS
-        while (
-            (thread.is_alive() or len(statuses) < 20)
-            and time.monotonic() < deadline
-            and len(statuses) < 2000
-        ):
-            statuses.append(
-                client.get("/search", params={"q": "glacier meltwater", "k": 3}).status_code
-            )
-        thread.join(timeout=RELOAD_SECONDS)
-        reindex.close()
+    snapshots: list[str] = []
+    rebuilt_event = threading.Event()
+    (server.seeds_dir / "glacier.txt").write_text(
+        "Glacier Update\n\nMeltwater lakes are being drained.\n"
+    )
+
+    def search_across_the_swap() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            after_swap = 0
+            for _ in range(2000):  # bounded; stops 20 searches after the rebuild ended
+                answer = client.get("/search", params={"q": "glacier meltwater", "k": 3})
+                statuses.append(answer.status_code)
+                snapshots.append(answer.json().get("snapshot", ""))
+                after_swap += rebuilt_event.is_set()
+                if after_swap >= 20:
+                    return
+
+    searching = threading.Thread(target=search_across_the_swap)
+    searching.start()
+    while not statuses and searching.is_alive():
+        time.sleep(0.01)
+    answers = [post(server, "/admin/reindex", headers={"X-API-Key": API_KEY})]
+    wait_for_rebuild(server, answers[0].json()["job"])
+    time.sleep(0.5)  # past the server's 0.2 s reload interval
+    rebuilt_event.set()
+    searching.join(timeout=RELOAD_SECONDS)
+    assert snapshots[0] == before and snapshots[-1] != before
     assert set(statuses) == {200}
     [answer] = answers
-    assert answer.status_code == 200, answer.text
-    rebuilt = answer.json()
+    assert answer.status_code == 202, answer.text
+    rebuilt = wait_for_rebuild(server, answer.json()["job"])["report"]
     assert rebuilt["published"] and rebuilt["embedded"] == 1 and rebuilt["snapshot"] != before
     assert get(server, "/stats").json()["snapshot"] == rebuilt["snapshot"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ from conftest import SEED_FILE
 from fastapi.testclient import TestClient
 
 from indexer.embed import Embedder
+from indexer.errors import BuildError
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.app import create_app
+from search_api.jobs import JobRunningError, ReindexJobs
 from search_api.live import RETRY_FIRST_SECONDS, LiveSearcher
 from search_api.models import SearchRequest
 
@@ -113,3 +116,25 @@ def test_a_replaced_snapshot_closes_when_its_last_request_ends(
     store.publish(clone_snapshot(live_root, first, "29990102T000000000000Z").name)
     assert live.refresh()
     assert idle.snapshot.closed and not live.current().snapshot.closed
+
+
+def test_rebuilds_through_the_api_run_one_at_a_time_and_report_how_they_ended() -> None:
+    jobs, release = ReindexJobs(), threading.Event()
+    first = jobs.start(lambda: {"published": release.wait(30)})
+    with pytest.raises(JobRunningError, match=first.job):
+        jobs.start(lambda: {})
+    release.set()
+    jobs.wait(30)
+    done = jobs.get(first.job)
+    assert done is not None and done.state == "succeeded" and done.report == {"published": True}
+
+    def broken() -> dict[str, object]:
+        raise BuildError("nothing to index in seeds")
+
+    failed = jobs.start(broken)
+    jobs.wait(30)
+    after = jobs.get(failed.job)
+    assert (
+        after is not None and after.state == "failed" and after.error == "nothing to index in seeds"
+    )
+    assert jobs.get("unknown") is None

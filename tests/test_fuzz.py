@@ -42,6 +42,7 @@ def filter_body(context: Any, body: Any) -> bool:
 OPERATIONS = [
     ("GET", "/search"), ("POST", "/search"), ("GET", "/healthz"), ("GET", "/stats"),
     ("GET", "/articles/{article_id}"), ("GET", "/metrics"), ("POST", "/admin/reindex"),
+    ("GET", "/admin/reindex/{job_id}"),
 ]  # fmt: skip
 
 

@@ -193,7 +193,8 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
     seed_settings: Settings, tmp_path: Path
 ) -> None:
     """A rebuild through /admin/reindex and a stream of searches are running when SIGTERM
-    arrives: the rebuild answers in full, no search gets a 5xx or a cut-off answer, exit 0."""
+    arrives: the rebuild finishes and publishes, no search gets a 5xx or a cut-off answer, and
+    the process exits 0."""
     seeds = new_corpus(tmp_path / "seeds", *bbc_files(16))
     index = tmp_path / "index"
     shutil.copytree(seed_settings.index_dir, index)
@@ -206,6 +207,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
+        before = IndexStore(index).current_id()
         try:
             wait_until_healthy(url, process, log)  # type: ignore[arg-type]
             statuses: list[int | str] = []
@@ -226,19 +228,15 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
 
             rebuild: dict[str, object] = {}
 
-            def reindex() -> None:
-                answer = httpx.post(f"{url}/admin/reindex", headers={"X-API-Key": API_KEY},
-                                    timeout=300)  # fmt: skip
-                rebuild.update(
-                    status=answer.status_code, body=answer.json(), answered=time.monotonic()
-                )
-
             threads = [threading.Thread(target=search_until_refused) for _ in range(2)]
-            threads.append(threading.Thread(target=reindex))
             for thread in threads:
                 thread.start()
+            answer = httpx.post(f"{url}/admin/reindex", headers={"X-API-Key": API_KEY}, timeout=60)
+            rebuild.update(status=answer.status_code, body=answer.json())
             time.sleep(1.5)  # the rebuild is embedding the new articles by now
-            signalled = time.monotonic()
+            status = httpx.get(f"{url}/admin/reindex/{answer.json()['job']}",
+                               headers={"X-API-Key": API_KEY}, timeout=60).json()  # fmt: skip
+            assert status["state"] == "running"  # still in flight when the signal comes
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=300) == 0
             stop.set()
@@ -247,12 +245,13 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
         finally:
             if process.poll() is None:
                 process.kill()
-    assert rebuild["status"] == 200, rebuild
-    assert isinstance(rebuild["answered"], float) and rebuild["answered"] > signalled
-    assert isinstance(rebuild["body"], dict) and rebuild["body"]["published"] is True
+    assert rebuild["status"] == 202, rebuild
     served = [status for status in statuses if isinstance(status, int)]
     assert served and set(served) == {200}
-    assert IndexStore(index).current_id() == rebuild["body"]["snapshot"]
+    # The rebuild ran to the end before the process exited: a new snapshot with the articles.
+    store = IndexStore(index)
+    assert store.current_id() != before
+    assert len(store.manifest().files) == 17
 
 
 def test_a_command_line_build_runs_at_a_lower_priority(tmp_path: Path) -> None:
@@ -333,3 +332,43 @@ def test_a_full_disk_or_read_only_root_fails_clearly_and_publishes_nothing(
     assert f"the live snapshot {live} is untouched" in message and len(message.splitlines()) == 1
     assert store.current_id() == live and store.snapshot_ids() == [live]
     store.verify()
+
+
+def test_a_burst_past_the_in_flight_bound_gets_503_with_retry_after(
+    seed_settings: Settings, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    port, log = free_port(), tmp_path / "server.log"
+    env = {**os.environ, "SEEDSEARCH_MAX_SEARCHES_IN_FLIGHT": "2"}
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process, log)  # type: ignore[arg-type]
+            answers: list[httpx.Response] = []
+            start = threading.Barrier(24)
+
+            def one_search(number: int) -> None:
+                start.wait(timeout=60)
+                params = {"q": f"flood evacuations {number}", "k": 100, "explain": "true"}
+                answers.append(httpx.get(f"{url}/search", params=params, timeout=60))
+
+            threads = [threading.Thread(target=one_search, args=(n,)) for n in range(24)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            refused = [a for a in answers if a.status_code == 503]
+            assert len(answers) == 24 and {a.status_code for a in answers} <= {200, 503}
+            assert refused and len(refused) < 24
+            assert all(a.headers["retry-after"] == "1" for a in refused)
+            assert "too many searches" in refused[0].json()["detail"]
+            after = httpx.get(f"{url}/search", params={"q": "flood evacuations"}, timeout=60)
+            assert after.status_code == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
