@@ -114,12 +114,25 @@ def seed_files(seeds_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
-def _scan(seeds_dir: Path) -> tuple[list[SeedFile], list[FileError]]:
-    """Each readable seed file with its digest; unreadable ones as errors."""
+def _too_large(size: int, max_bytes: int) -> str | None:
+    if size <= max_bytes:
+        return None
+    return (
+        f"{size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit (SEEDSEARCH_MAX_FILE_MB); "
+        "split it into several files"
+    )
+
+
+def _scan(seeds_dir: Path, max_bytes: int) -> tuple[list[SeedFile], list[FileError]]:
+    """Each readable seed file within the size limit, with its digest; the others as errors."""
     seeds, errors = [], []
     for path in seed_files(seeds_dir):
         source = path.relative_to(seeds_dir).as_posix()
         try:
+            problem = _too_large(path.stat().st_size, max_bytes)
+            if problem:
+                errors.append(FileError(source, problem))
+                continue
             with path.open("rb") as handle:
                 seeds.append(SeedFile(source, hashlib.file_digest(handle, "sha256").hexdigest()))
         except OSError as error:
@@ -147,7 +160,11 @@ def _previous_chunks(
 
 
 def _carry_out(
-    plan: BuildPlan, seeds_dir: Path, params: ChunkingParams, embedder: EmbeddingModel
+    plan: BuildPlan,
+    seeds_dir: Path,
+    params: ChunkingParams,
+    embedder: EmbeddingModel,
+    max_bytes: int,
 ) -> _Corpus:
     """Reuse what the plan reuses, parse and chunk the rest, in seed order."""
     corpus = _Corpus()
@@ -161,6 +178,9 @@ def _carry_out(
         corpus.parsed += 1
         try:
             data = (seeds_dir / source).read_bytes()
+            problem = _too_large(len(data), max_bytes)  # it may have grown since the scan
+            if problem:
+                raise SourceError(problem)
             text = decode_source(data)
         except (OSError, SourceError) as error:
             corpus.errors.append(FileError(source, str(error)))
@@ -265,10 +285,11 @@ def build_index(
             embedder.write_onnx(store.model_file(embedder.fingerprint))
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
         previous = None if full else _previous(store)
-        seeds, read_errors = _scan(settings.seeds_dir)
+        max_bytes = int(settings.max_file_mb * 1_000_000)
+        seeds, read_errors = _scan(settings.seeds_dir, max_bytes)
         reusable = _previous_chunks(store, previous, embedder.fingerprint, params)
         plan = plan_build(previous, reusable, seeds, params, embedder.fingerprint)
-        corpus = _carry_out(plan, settings.seeds_dir, params, embedder)
+        corpus = _carry_out(plan, settings.seeds_dir, params, embedder, max_bytes)
         corpus.errors = sorted(read_errors + corpus.errors, key=lambda e: e.file)
         if not corpus.files:
             reasons = "; ".join(f"{e.file}: {e.error}" for e in corpus.errors) or "no files"

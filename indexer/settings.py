@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     build_nice: int = Field(default=10, ge=0, le=19)
     # Cores a build may use for embedding (0: all of them).
     build_threads: int = Field(default=0, ge=0, le=256)
+    # A seed file larger than this is reported as a per-file error, not indexed.
+    max_file_mb: float = Field(default=10.0, gt=0)
     # Searches one server process runs at once; past it, 503 with Retry-After.
     max_searches_in_flight: int = Field(default=32, ge=1, le=1000)
     # The embedding cache keeps what the last this-many published snapshots embedded.

@@ -194,3 +194,26 @@ def test_a_damaged_embedding_cache_is_set_aside_and_the_build_says_so(tmp_path: 
     first_text = snapshot.embedded_texts()[0]
     snapshot.close()
     assert _cached(store, HashEmbedder.fingerprint, first_text)  # a sound cache again
+
+
+def test_seed_folders_of_odd_shapes_build_and_report_each_problem(tmp_path: Path) -> None:
+    """Link loops, names with spaces and non-ASCII characters, a file over the size limit and
+    10,000 tiny files: each is reported or indexed, and the rest publishes."""
+    settings = settings_for(tmp_path, max_file_mb=0.05)
+    seeds = settings.seeds_dir
+    (seeds / "loop").symlink_to(seeds, target_is_directory=True)
+    named = seeds / "Über die Flut" / "März 2026 – Überschwemmung.txt"
+    named.parent.mkdir()
+    named.write_text("Rhein steigt\n\nDie Feuerwehr evakuiert die Altstadt.\n", encoding="utf-8")
+    (seeds / "huge.txt").write_text("Huge\n\n" + "word " * 20_000)
+    tiny = seeds / "tiny"
+    tiny.mkdir()
+    for number in range(10_000):
+        (tiny / f"{number:05d}.txt").write_text(f"Note {number}\n\nShort note number {number}.\n")
+    report = build_index(settings, embedder=HashEmbedder())
+    assert report.published and report.files == 1 + 1 + 10_000
+    errors = {e.file: e.error for e in report.errors}
+    assert list(errors) == ["huge.txt"] and "SEEDSEARCH_MAX_FILE_MB" in errors["huge.txt"]
+    sources = {f.path for f in IndexStore(settings.index_dir).manifest().files}
+    assert "Über die Flut/März 2026 – Überschwemmung.txt" in sources
+    assert not any(source.startswith("loop/") for source in sources)  # the loop is walked once
