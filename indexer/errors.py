@@ -73,6 +73,10 @@ class ModelMismatchError(SnapshotError):
     """The snapshot was built with another model than the one loaded to search it."""
 
 
+class QueryTimeoutError(SeedsearchError):
+    """A search ran past its time limit and was stopped."""
+
+
 class ClientError(SeedsearchError):
     """A running search service could not answer."""
 

@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     build_threads: int = Field(default=0, ge=0, le=256)
     # A seed file larger than this is reported as a per-file error, not indexed.
     max_file_mb: float = Field(default=10.0, gt=0)
+    # A search running longer than this is stopped with a 503 (0: no limit).
+    query_timeout_seconds: float = Field(default=10.0, ge=0)
     # Searches one server process runs at once; past it, 503 with Retry-After.
     max_searches_in_flight: int = Field(default=32, ge=1, le=1000)
     # The embedding cache keeps what the last this-many published snapshots embedded.

@@ -18,6 +18,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indexer.embed import Embedder
+from indexer.errors import QueryTimeoutError
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.jobs import ReindexJobs
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         live = LiveSearcher(
             store, model, on_swap=metrics.observe_snapshot,
             no_match_threshold=settings.no_match_threshold,
+            time_limit_seconds=settings.query_timeout_seconds or None,
         )  # fmt: skip
         # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
@@ -103,6 +105,11 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         return _readable(error)
+
+    @app.exception_handler(QueryTimeoutError)
+    async def too_slow(request: Request, error: QueryTimeoutError) -> JSONResponse:
+        detail = f"{error} ({settings.query_timeout_seconds:g} s); try a narrower query"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

@@ -63,8 +63,10 @@ class LiveSearcher:
         on_swap: Callable[[Searcher], None] = lambda searcher: None,
         clock: Callable[[], float] = time.monotonic,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        time_limit_seconds: float | None = None,
     ) -> None:
         self.store = store
+        self._time_limit = time_limit_seconds
         self.embedder = embedder
         self._no_match_threshold = no_match_threshold
         self._on_swap = on_swap
@@ -143,7 +145,7 @@ class LiveSearcher:
     def _open(self, snapshot_id: str) -> Searcher:
         snapshot = self.store.open_snapshot(snapshot_id)
         try:
-            return Searcher(snapshot, self.embedder, self._no_match_threshold)
+            return Searcher(snapshot, self.embedder, self._no_match_threshold, self._time_limit)
         except Exception:
             snapshot.close()
             raise

@@ -60,6 +60,7 @@ class Searcher:
         snapshot: Snapshot,
         embedder: Embedder,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        time_limit_seconds: float | None = None,
     ) -> None:
         manifest = snapshot.manifest
         if manifest.model_fingerprint != embedder.fingerprint:
@@ -72,6 +73,7 @@ class Searcher:
         self.snapshot = snapshot
         self._embedder = embedder
         self._no_match_threshold = no_match_threshold
+        self._time_limit = time_limit_seconds or None
 
     @classmethod
     def open_live(
@@ -120,12 +122,19 @@ class Searcher:
         )  # fmt: skip
 
     def search(self, request: SearchRequest) -> SearchResponse:
+        """Answer a request; ``QueryTimeoutError`` when it runs past the time limit."""
+        with self.snapshot.time_limit(self._time_limit):
+            return self._search(request)
+
+    def _search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
         depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
         chunk_filter = _chunk_filter(request.filters)
         # Every mode needs the query's vector: for "no good match" and for evidence sentences.
         vector = self._embedder.encode_query(request.query)
+        self.snapshot.check_time()  # encoding may have waited behind a burst
         lists = self._rank(request.query, vector, request.mode, depth, chunk_filter)
+        self.snapshot.check_time()
         note = None
         if request.min_score is None and not self._matches_well(vector, lists, chunk_filter):
             note, lists.fused = NO_MATCH_NOTE, []

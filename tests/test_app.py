@@ -138,3 +138,14 @@ def test_rebuilds_through_the_api_run_one_at_a_time_and_report_how_they_ended() 
         after is not None and after.state == "failed" and after.error == "nothing to index in seeds"
     )
     assert jobs.get("unknown") is None
+
+
+def test_a_search_past_its_time_limit_gets_503_with_retry_after(seed_settings: Settings) -> None:
+    hurried = seed_settings.model_copy(update={"query_timeout_seconds": 1e-9})
+    with TestClient(create_app(hurried)) as client:
+        response = client.get("/search", params={"q": "flood evacuations"})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "time limit" in response.json()["detail"]
+        assert client.get("/healthz").status_code == 200
+    with TestClient(create_app(seed_settings)) as client:  # the default limit: 10 s
+        assert client.get("/search", params={"q": "flood evacuations"}).status_code == 200

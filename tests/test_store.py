@@ -10,7 +10,13 @@ import pytest
 from conftest import ROOT, HashEmbedder, new_corpus
 
 from indexer.build import build_index
-from indexer.errors import BuildLockedError, ConfigurationError, NoSnapshotError, SnapshotError
+from indexer.errors import (
+    BuildLockedError,
+    ConfigurationError,
+    NoSnapshotError,
+    QueryTimeoutError,
+    SnapshotError,
+)
 from indexer.settings import Settings
 from indexer.store import ChunkFilter, IndexStore
 
@@ -217,3 +223,24 @@ def test_seed_folders_of_odd_shapes_build_and_report_each_problem(tmp_path: Path
     sources = {f.path for f in IndexStore(settings.index_dir).manifest().files}
     assert "Über die Flut/März 2026 – Überschwemmung.txt" in sources
     assert not any(source.startswith("loop/") for source in sources)  # the loop is walked once
+
+
+def test_a_read_past_its_time_limit_is_interrupted(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    notes = settings.seeds_dir / "notes"
+    notes.mkdir()
+    for number in range(3_000):
+        (notes / f"{number}.txt").write_text(f"Note {number}\n\nA short note, number {number}.\n")
+    build_index(settings, embedder=HashEmbedder())
+    snapshot = IndexStore(settings.index_dir).open_snapshot()
+    try:
+        with snapshot.time_limit(10.0):
+            assert len(snapshot.lexical(["note", "short"], 5000)) > 3000
+            snapshot.check_time()
+        with snapshot.time_limit(0.0), pytest.raises(QueryTimeoutError):
+            snapshot.lexical(["note", "short"], 5000)  # SQLite stops it part-way
+        with snapshot.time_limit(0.0), pytest.raises(QueryTimeoutError):
+            snapshot.check_time()
+        assert len(snapshot.lexical(["note"], 10)) == 10  # no limit outside the block
+    finally:
+        snapshot.close()

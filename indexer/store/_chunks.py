@@ -8,15 +8,18 @@ table (passages of two or more sentences only) has vector ``n`` in ``sentences.n
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from indexer.chunk import Chunk
+from indexer.errors import QueryTimeoutError
 
 CHUNK_COLUMNS = (
     "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position",
@@ -26,6 +29,7 @@ CHUNK_COLUMNS = (
 BM25_WEIGHTS = "1.0, 1.0"
 # SQLite's default limit on host parameters in one statement is 32766; stay well under it.
 _PARAMETER_BATCH = 500
+_PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between deadline checks
 # Private-use characters that FTS5's highlight() wraps matched terms in.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKS = re.compile(f"([{_OPEN}{_CLOSE}])")
@@ -189,12 +193,38 @@ class ChunkTable:
                 if self.closed:
                     raise sqlite3.ProgrammingError("the snapshot is closed")
                 db = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                # Every few thousand steps SQLite asks whether to stop: past the calling
+                # thread's deadline (set by ``time_limit``) the statement is interrupted.
+                db.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
                 self._opened.append(db)
             self._local.db = db
         return db
 
+    def _past_deadline(self) -> int:
+        deadline: float | None = getattr(self._local, "deadline", None)
+        return int(deadline is not None and time.monotonic() > deadline)
+
+    @contextlib.contextmanager
+    def time_limit(self, seconds: float | None) -> Iterator[None]:
+        """Reads in this thread stop with ``QueryTimeoutError`` once ``seconds`` have passed."""
+        self._local.deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self._local.deadline = None
+
+    def check_time(self) -> None:
+        """Raise ``QueryTimeoutError`` if this thread's time limit has passed."""
+        if self._past_deadline():
+            raise QueryTimeoutError("the search ran past its time limit")
+
     def _all(self, sql: str, parameters: Sequence[object] = ()) -> list[Any]:
-        return self._connection().execute(sql, parameters).fetchall()
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.OperationalError as error:
+            if self._past_deadline():  # interrupted by the progress handler
+                raise QueryTimeoutError("the search ran past its time limit") from error
+            raise
 
     def _in_batches(
         self, sql: str, values: Sequence[object], before: Sequence[object] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Sequence
@@ -195,6 +196,15 @@ class Snapshot:
     ) -> dict[int, list[tuple[int, int]]]:
         """Offsets of the terms (stemmed as the lexical search stems them) in each text."""
         return self._chunks.highlight_spans(terms, texts)
+
+    def time_limit(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
+        """Within the block, this thread's reads stop with ``QueryTimeoutError`` after
+        ``seconds`` (None: no limit)."""
+        return self._chunks.time_limit(seconds)
+
+    def check_time(self) -> None:
+        """Raise ``QueryTimeoutError`` if this thread's time limit has passed."""
+        self._chunks.check_time()
 
     def close(self) -> None:
         """Release the chunk database; the snapshot answers nothing more."""
