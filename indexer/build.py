@@ -177,6 +177,7 @@ def _carry_out(
         source = step.seed.source
         corpus.parsed += 1
         try:
+            fault_point("read", seeds_dir / source)
             data = (seeds_dir / source).read_bytes()
             problem = _too_large(len(data), max_bytes)  # it may have grown since the scan
             if problem:

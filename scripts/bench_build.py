@@ -104,7 +104,7 @@ def bench(args: argparse.Namespace) -> int:
         build_index(in_process, embedder=embedder, full=True, notify=lambda m: None)
         in_process_full = time.perf_counter() - started
         passages_only, with_sentences = sentence_cost(embedder, texts)
-        sizes = IndexStore(first.index_dir).file_sizes(report.snapshot)
+        sizes = IndexStore(first.index_dir).file_sizes()  # the live snapshot
 
     result = {
         "chunks": report.chunks, "texts": len(texts),
