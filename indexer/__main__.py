@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 from indexer.build import LOCK_WAIT_SECONDS, BuildReport, build_index
-from indexer.embed import Embedder
+from indexer.embed import Embedder, EmbeddingModel
 from indexer.errors import run_command
 from indexer.settings import settings_from_flags
 from indexer.store import IndexStore, Manifest
+
+ENGINES = ("local", "ray")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="re-embed everything, ignoring the cache"
     )
     build.add_argument("--json", action="store_true", help="print one JSON report, no progress bar")
+    build.add_argument(
+        "--engine", choices=ENGINES, default="local",
+        help="where the embedding runs: this process (default) or a Ray cluster",
+    )  # fmt: skip
+    build.add_argument(
+        "--ray-address", metavar="ADDR", help="a running Ray cluster (ray start --head)"
+    )
+    build.add_argument(
+        "--workers", type=int, default=2, help="Ray actors embedding at once (default 2)"
+    )
     build.add_argument(
         "--gate",
         type=Path,
@@ -91,13 +103,20 @@ def _build(args: argparse.Namespace) -> int:
     settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
     os.nice(settings.build_nice)  # searches on this machine come first; see Settings
     progress = not args.json and sys.stderr.isatty()
-    embedder = Embedder.for_index(settings, IndexStore(settings.index_dir), export=True)
+    store = IndexStore(settings.index_dir)
+    local = Embedder.for_index(settings, store, export=True)
+    embedder: EmbeddingModel = local
     gate = None
     if args.gate is not None:
         # The entry point wires the search code in; the indexer library never imports it.
         from search_api.gate import mrr_gate
 
-        gate = mrr_gate(args.gate, embedder, args.gate_tolerance, settings.no_match_threshold)
+        gate = mrr_gate(args.gate, local, args.gate_tolerance, settings.no_match_threshold)
+    if args.engine == "ray":
+        from indexer.ray_engine import RayEmbedder  # imports ray, the optional extra
+
+        embedder = RayEmbedder(local, store.model_file(local.fingerprint), args.ray_address,
+                               args.workers)  # fmt: skip
     report = build_index(settings, full=args.full, progress=progress, embedder=embedder, gate=gate)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))

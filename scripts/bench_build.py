@@ -1,6 +1,7 @@
 """Benchmark the build against raw torch encoding of the same texts, in one run.
 
     python scripts/bench_build.py [--articles 200] [--bbc ../shared/corpora/bbc] [--json]
+    python scripts/bench_build.py --engine ray [--articles 200] [--json]
 
 Corpus: the seed files plus the first N BBC articles (spread over the five topics). All figures
 come from one run on one machine, so the ratios hold even though absolute times are noisy here.
@@ -13,6 +14,10 @@ come from one run on one machine, so the ratios hold even though absolute times 
 - in-process builds with the model loaded (what ``POST /admin/reindex`` does);
 - evidence sentences: encoding the texts with their sentence vectors (one pass) against
   encoding the passages alone, and the share of the snapshot ``sentences.npy`` takes.
+
+With ``--engine ray``: full in-process builds (``--full``, every text embedded) on the local
+engine and on a local Ray instance with 1 and 2 actors, as texts per second, plus Ray's fixed
+start-up cost (starting the instance and loading the model in each actor).
 """
 
 from __future__ import annotations
@@ -137,9 +142,61 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench_ray(args: argparse.Namespace) -> int:
+    import ray
+
+    from indexer.ray_engine import RayEmbedder
+
+    articles = pick_articles(args.bbc, args.articles)
+    with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
+        seeds = Path(scratch) / "seeds"
+        write_corpus(seeds, articles)
+        settings = Settings(seeds_dir=seeds, index_dir=Path(scratch) / "index")
+        store = IndexStore(settings.index_dir)
+        local = Embedder.for_index(settings, store, export=True)
+        report = build_index(settings, embedder=local, notify=lambda m: None)  # exports, warms
+        texts = report.chunks
+
+        def full_build(model: object) -> float:
+            started = time.perf_counter()
+            build_index(settings, embedder=model, full=True, notify=lambda m: None)  # type: ignore[arg-type]
+            return time.perf_counter() - started
+
+        seconds = {"local": full_build(local)}
+        started = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _node_ip_address="127.0.0.1")  # fmt: skip
+        for workers in (1, 2):
+            remote = RayEmbedder(local, store.model_file(local.fingerprint), workers=workers)
+            remote.encode_spans(["warm-up"] * workers, [[]] * workers)  # every actor is ready
+            if workers == 1:
+                startup = time.perf_counter() - started
+            seconds[f"ray_{workers}"] = full_build(remote)
+            remote.close()
+        ray.shutdown()
+    rates = {name: round(texts / value, 1) for name, value in seconds.items()}
+    result = {
+        "chunks": texts, "texts_per_second": rates,
+        "ray_startup_seconds": round(startup, 2),
+        "ray_1_over_local": round(rates["ray_1"] / rates["local"], 3),
+        "ray_2_over_ray_1": round(rates["ray_2"] / rates["ray_1"], 3),
+    }  # fmt: skip
+    if not args.json:
+        print_table(f"bench_build --engine ray: seeds + {len(articles)} BBC articles, {texts} chunks", [
+            ("local engine, full build", f"{rates['local']:7.1f} chunks/s"),
+            ("Ray, 1 actor, full build", f"{rates['ray_1']:7.1f} chunks/s   / local {result['ray_1_over_local']:.3f}"),
+            ("Ray, 2 actors, full build", f"{rates['ray_2']:7.1f} chunks/s   / 1 actor {result['ray_2_over_ray_1']:.3f}"),
+            ("Ray start-up (instance + 1 actor)", f"{startup:7.1f} s"),
+        ])  # fmt: skip
+    print(json.dumps(result))
+    return 0
+
+
 def main() -> int:
-    args = benchmark_arguments(__doc__).parse_args()
-    return run_command(lambda: bench(args))
+    parser = benchmark_arguments(__doc__)
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    args = parser.parse_args()
+    return run_command(lambda: bench_ray(args) if args.engine == "ray" else bench(args))
 
 
 if __name__ == "__main__":
