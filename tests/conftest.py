@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -123,33 +124,42 @@ def wait_until_healthy(url: str, process: subprocess.Popen[str], log: Path) -> N
     raise TimeoutError(f"{url} not healthy after {STARTUP_SECONDS} s")
 
 
+@contextlib.contextmanager
+def running_server(
+    index: Path, log: Path, environment: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``python -m search_api`` over ``index`` on a free 127.0.0.1 port, with these extra
+    variables and its output in ``log``: healthy when the block starts, stopped after it."""
+    port = free_port()
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
+            cwd=ROOT, env={**os.environ, **(environment or {})}, stdout=output,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_healthy(url, process, log)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=60)
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[Server]:
     """A real uvicorn process serving an index of the seeds, reloading every 0.2 s."""
     root = tmp_path_factory.mktemp("served")
     settings = Settings(seeds_dir=new_corpus(root / "seeds"), index_dir=root / "index")
     build_index(settings, embedder=embedder)
-    port = free_port()
-    env = {
-        **os.environ,
+    environment = {
         "SEEDSEARCH_API_KEY": API_KEY,
         "SEEDSEARCH_RELOAD_INTERVAL_SECONDS": "0.2",
         "SEEDSEARCH_SEEDS_DIR": str(settings.seeds_dir),
     }
-    log_path = root / "server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(settings.index_dir)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, process, log_path)
+    with running_server(settings.index_dir, root / "server.log", environment) as (url, _):
         yield Server(url, settings.seeds_dir, settings.index_dir)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 READ_KEY = "test-read-key"
@@ -164,22 +174,10 @@ def keyed_server(
     origin; also gives the path of its log."""
     root = tmp_path_factory.mktemp("keyed")
     shutil.copytree(seed_settings.index_dir, root / "index")
-    port = free_port()
-    env = {**os.environ, "SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_READ_KEY": READ_KEY,
-           "SEEDSEARCH_CORS_ORIGINS": json.dumps([CORS_ORIGIN])}  # fmt: skip
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(root / "index")],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, process, log_path)
-            yield Server(url, seed_settings.seeds_dir, root / "index"), log_path
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    environment = {"SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_READ_KEY": READ_KEY,
+                   "SEEDSEARCH_CORS_ORIGINS": json.dumps([CORS_ORIGIN])}  # fmt: skip
+    with running_server(root / "index", root / "server.log", environment) as (url, _):
+        yield Server(url, seed_settings.seeds_dir, root / "index"), root / "server.log"
 
 
 @pytest.fixture(scope="session")

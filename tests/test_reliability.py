@@ -24,10 +24,9 @@ from conftest import (
     HashEmbedder,
     Server,
     bbc_files,
-    free_port,
     new_corpus,
     run_python,
-    wait_until_healthy,
+    running_server,
 )
 
 from indexer.build import build_index
@@ -199,54 +198,39 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
     seeds = new_corpus(tmp_path / "seeds", *bbc_files(16))
     index = tmp_path / "index"
     shutil.copytree(seed_settings.index_dir, index)
-    port = free_port()
-    env = {**os.environ, "SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_SEEDS_DIR": str(seeds)}
-    log = tmp_path / "server.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        before = IndexStore(index).current_id()
-        try:
-            wait_until_healthy(url, process, log)  # type: ignore[arg-type]
-            statuses: list[int | str] = []
-            stop = threading.Event()
+    before = IndexStore(index).current_id()
+    environment = {"SEEDSEARCH_API_KEY": API_KEY, "SEEDSEARCH_SEEDS_DIR": str(seeds)}
+    statuses: list[int | str] = []
+    stop = threading.Event()
+    with running_server(index, tmp_path / "server.log", environment) as (url, process):
 
-            def search_until_refused() -> None:
-                with httpx.Client(base_url=url, timeout=60) as client:
-                    for _ in range(2_000):  # bounded; ends at the first refused connection
-                        try:
-                            answer = client.get("/search", params={"q": "flood evacuations"})
-                            answer.json()
-                            statuses.append(answer.status_code)
-                        except httpx.TransportError as error:
-                            statuses.append(type(error).__name__)
-                            return
-                        if stop.is_set():
-                            return
+        def search_until_refused() -> None:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                for _ in range(2_000):  # bounded; ends at the first refused connection
+                    try:
+                        answer = client.get("/search", params={"q": "flood evacuations"})
+                        answer.json()
+                        statuses.append(answer.status_code)
+                    except httpx.TransportError as error:
+                        statuses.append(type(error).__name__)
+                        return
+                    if stop.is_set():
+                        return
 
-            rebuild: dict[str, object] = {}
-
-            threads = [threading.Thread(target=search_until_refused) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            answer = httpx.post(f"{url}/admin/reindex", headers={"X-API-Key": API_KEY}, timeout=60)
-            rebuild.update(status=answer.status_code, body=answer.json())
-            time.sleep(1.5)  # the rebuild is embedding the new articles by now
-            status = httpx.get(f"{url}/admin/reindex/{answer.json()['job']}",
-                               headers={"X-API-Key": API_KEY}, timeout=60).json()  # fmt: skip
-            assert status["state"] == "running"  # still in flight when the signal comes
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=300) == 0
-            stop.set()
-            for thread in threads:
-                thread.join(timeout=60)
-        finally:
-            if process.poll() is None:
-                process.kill()
-    assert rebuild["status"] == 202, rebuild
+        threads = [threading.Thread(target=search_until_refused) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        rebuild = httpx.post(f"{url}/admin/reindex", headers={"X-API-Key": API_KEY}, timeout=60)
+        time.sleep(1.5)  # the rebuild is embedding the new articles by now
+        status = httpx.get(f"{url}/admin/reindex/{rebuild.json()['job']}",
+                           headers={"X-API-Key": API_KEY}, timeout=60).json()  # fmt: skip
+        assert status["state"] == "running"  # still in flight when the signal comes
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=300) == 0
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert rebuild.status_code == 202, rebuild.text
     served = [status for status in statuses if isinstance(status, int)]
     assert served and set(served) == {200}
     # The rebuild ran to the end before the process exited: a new snapshot with the articles.
@@ -340,39 +324,28 @@ def test_a_burst_past_the_in_flight_bound_gets_503_with_retry_after(
 ) -> None:
     index = tmp_path / "index"
     shutil.copytree(seed_settings.index_dir, index)
-    port, log = free_port(), tmp_path / "server.log"
-    env = {**os.environ, "SEEDSEARCH_MAX_SEARCHES_IN_FLIGHT": "2"}
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_healthy(url, process, log)  # type: ignore[arg-type]
-            answers: list[httpx.Response] = []
-            start = threading.Barrier(24)
+    environment = {"SEEDSEARCH_MAX_SEARCHES_IN_FLIGHT": "2"}
+    with running_server(index, tmp_path / "server.log", environment) as (url, _):
+        answers: list[httpx.Response] = []
+        start = threading.Barrier(24)
 
-            def one_search(number: int) -> None:
-                start.wait(timeout=60)
-                params = {"q": f"flood evacuations {number}", "k": 100, "explain": "true"}
-                answers.append(httpx.get(f"{url}/search", params=params, timeout=60))
+        def one_search(number: int) -> None:
+            start.wait(timeout=60)
+            params = {"q": f"flood evacuations {number}", "k": 100, "explain": "true"}
+            answers.append(httpx.get(f"{url}/search", params=params, timeout=60))
 
-            threads = [threading.Thread(target=one_search, args=(n,)) for n in range(24)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-            refused = [a for a in answers if a.status_code == 503]
-            assert len(answers) == 24 and {a.status_code for a in answers} <= {200, 503}
-            assert refused and len(refused) < 24
-            assert all(a.headers["retry-after"] == "1" for a in refused)
-            assert "too many searches" in refused[0].json()["detail"]
-            after = httpx.get(f"{url}/search", params={"q": "flood evacuations"}, timeout=60)
-            assert after.status_code == 200
-        finally:
-            process.terminate()
-            process.wait(timeout=60)
+        threads = [threading.Thread(target=one_search, args=(n,)) for n in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        refused = [a for a in answers if a.status_code == 503]
+        assert len(answers) == 24 and {a.status_code for a in answers} <= {200, 503}
+        assert refused and len(refused) < 24
+        assert all(a.headers["retry-after"] == "1" for a in refused)
+        assert "too many searches" in refused[0].json()["detail"]
+        after = httpx.get(f"{url}/search", params={"q": "flood evacuations"}, timeout=60)
+        assert after.status_code == 200
 
 
 def test_a_seed_file_that_changes_while_it_is_read_is_indexed_as_read(
