@@ -50,12 +50,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def marked(text: str, spans: list[Evidence], terminal: bool) -> str:
-    """``text`` with the evidence spans in bold on a terminal, between ** elsewhere."""
-    opening, closing = ("\033[1m", "\033[0m") if terminal else ("**", "**")
+# Private-use characters that stand for the evidence's start and end while the text is wrapped:
+# they stick to their words, and become bold (or **) only afterwards.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+
+
+def marked(text: str, spans: list[Evidence]) -> str:
+    """``text`` with each evidence span between the private-use marks."""
     pieces, cursor = [], 0
     for span in sorted(spans, key=lambda s: s.start):
-        pieces += [text[cursor : span.start], opening, text[span.start : span.end], closing]
+        pieces += [text[cursor : span.start], _OPEN, text[span.start : span.end], _CLOSE]
         cursor = span.end
     return "".join([*pieces, text[cursor:]])
 
@@ -70,10 +74,10 @@ def format_response(response: SearchResponse, terminal: bool = False) -> str:
             f"   {result.published or 'date unknown'} · {result.source} · {result.kind}"
             f" {result.position} · score {result.score:.3f}"
         )
-        # Wrapped before marking, so the escape codes never count as width.
-        lines = textwrap.wrap(result.text, width=97)
-        body = "   " + marked("\n".join(lines), _shifted(result.text, lines, result.evidence),
-                              terminal).replace("\n", "\n   ")  # fmt: skip
+        opening, closing = ("\033[1m", "\033[0m") if terminal else ("**", "**")
+        wrapped = textwrap.fill(marked(result.text, result.evidence), width=97,
+                                initial_indent="   ", subsequent_indent="   ")  # fmt: skip
+        body = wrapped.replace(_OPEN, opening).replace(_CLOSE, closing)
         if result.duplicates:
             body += (
                 f"\n   (also published {result.duplicates} more time(s): "
@@ -82,22 +86,6 @@ def format_response(response: SearchResponse, terminal: bool = False) -> str:
         blocks.append(f"{heading}\n{where}\n{body}")
     footer = f"({len(response.results)} results, {response.mode}, {response.took_ms:.0f} ms, snapshot {response.snapshot})"
     return "\n\n".join([*blocks, footer])
-
-
-def _shifted(text: str, lines: list[str], spans: list[Evidence]) -> list[Evidence]:
-    """Evidence offsets in ``text`` moved onto the same text wrapped into ``lines``."""
-    mapping, cursor = [], 0  # mapping[i]: where text[i] sits in "\n".join(lines)
-    joined = "\n".join(lines)
-    for char in text:
-        found = joined.find(char, cursor) if not char.isspace() else -1
-        mapping.append(found if found >= 0 else cursor)
-        cursor = found + 1 if found >= 0 else cursor
-    mapping.append(len(joined))
-    return [
-        Evidence(start=mapping[s.start], end=mapping[s.end - 1] + 1)
-        for s in spans
-        if s.end > s.start
-    ]
 
 
 def search(args: argparse.Namespace) -> int:

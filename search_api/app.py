@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         live = LiveSearcher(
             store, model, on_swap=metrics.observe_snapshot,
             no_match_threshold=settings.no_match_threshold,
-            time_limit_seconds=settings.query_timeout_seconds or None,
+            time_limit_seconds=settings.query_timeout_seconds,  # 0: no limit
         )  # fmt: skip
         # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
