@@ -12,7 +12,11 @@ this machine, so ratios hold while absolute times drift with the machine's load.
   query so both see the same load; p50/p95/p99; p50 per mode;
 - throughput at each client count: queries served per second, and per floor-time (x floor p50);
 - during a rebuild: p99 at 1 and 4 clients while ``python -m indexer build --full`` runs,
-  against the idle p99 of the same phase sizes.
+  against the idle p99 of the same phase sizes;
+- workers (``--scaling 1,2``): throughput at the most clients with each count of worker
+  processes, and the memory of the server's processes after that load: PSS per worker and in
+  total (each shared page, such as the memory-mapped snapshot, divided among the processes that
+  map it), against one worker.
 """
 
 from __future__ import annotations
@@ -27,15 +31,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 from benchlib import (
     ROOT,
     benchmark_arguments,
     benchmark_queries,
+    is_worker,
+    memory_mib,
     pick_articles,
     print_table,
+    process_tree,
     running_server,
+    server_process,
     summary_ms,
     write_corpus,
 )
@@ -126,6 +135,26 @@ def during_rebuild(
     return latencies
 
 
+def scaling(
+    index: Path, queries: Sequence[str], clients: int, worker_counts: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """Queries per second and memory (MiB) with each count of worker processes."""
+    result = {}
+    for workers in worker_counts:
+        extra = ["--workers", str(workers)] if workers > 1 else []
+        with server_process(index, *extra) as (url, server):
+            _, qps = under_load(url, queries, clients)
+            memory = {pid: memory_mib(pid) for pid in process_tree(server.pid)}
+            per_worker = [m["pss"] for pid, m in memory.items() if workers == 1 or is_worker(pid)]
+        result[workers] = {
+            "qps": round(qps, 1),
+            "pss_per_worker_mib": per_worker,
+            "pss_total_mib": round(sum(m["pss"] for m in memory.values()), 1),
+            "rss_total_mib": round(sum(m["rss"] for m in memory.values()), 1),
+        }
+    return result
+
+
 def bench(args: argparse.Namespace) -> int:
     queries = benchmark_queries()
     client_counts = [int(c) for c in args.clients.split(",")]
@@ -161,6 +190,8 @@ def bench(args: argparse.Namespace) -> int:
             clients: summary_ms(during_rebuild(index, seeds, queries, clients, server_args))
             for clients in (1, 4)
         }
+        worker_counts = [int(w) for w in args.scaling.split(",") if w]
+        workers = scaling(index, queries, max(client_counts), worker_counts)
 
     http = summary_ms(http_times)
     result = {
@@ -175,6 +206,12 @@ def bench(args: argparse.Namespace) -> int:
             for c in rebuild
         },
         "rebuild": rebuild,
+        "scaling": {
+            n: {**w, "x_floor": round(w["qps"] * floor_p50, 2),
+                "qps_over_one": round(w["qps"] / workers[worker_counts[0]]["qps"], 2),
+                "pss_over_one": round(w["pss_total_mib"] / workers[worker_counts[0]]["pss_total_mib"], 2)}
+            for n, w in workers.items()
+        },
     }  # fmt: skip
     if args.json:
         print(json.dumps(result))
@@ -190,6 +227,11 @@ def bench(args: argparse.Namespace) -> int:
           for c in client_counts),
         *((f"during rebuild, {c} clients", f"{_ms(rebuild[c])}  p99 / idle p99 "
            f"{result['rebuild_p99_over_idle_p99'][c]:.2f}") for c in rebuild),
+        *((f"{n} worker(s), {max(client_counts)} clients",
+           f"{w['qps']} q/s (x floor p50 {w['x_floor']}, x first {w['qps_over_one']})  "
+           f"PSS {w['pss_total_mib']} MiB (x first {w['pss_over_one']}), per worker "
+           f"{', '.join(map(str, w['pss_per_worker_mib']))}; RSS sum {w['rss_total_mib']} MiB")
+          for n, w in result["scaling"].items()),
     ]  # fmt: skip
     print_table("bench_query", rows)
     print(json.dumps(result))
@@ -204,6 +246,9 @@ def main() -> int:
     parser = benchmark_arguments(__doc__)
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
+    parser.add_argument(
+        "--scaling", default="1,2", help="worker counts to compare ('' to skip that phase)"
+    )
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

@@ -108,6 +108,15 @@ def free_port() -> int:
 @contextlib.contextmanager
 def running_server(index: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """``python -m search_api`` on a free loopback port, healthy, stopped afterwards."""
+    with server_process(index, *extra, env=env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(
+    index: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``running_server`` that also hands over the server's process."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index), *extra],
@@ -117,10 +126,35 @@ def running_server(index: Path, *extra: str, env: dict[str, str] | None = None) 
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, server)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
+    children = [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+    return [pid, *(p for child in children for p in process_tree(child))]
+
+
+def memory_mib(pid: int) -> dict[str, float]:
+    """A process's resident memory (RSS) and its proportional share (PSS: each shared page
+    divided among the processes that map it, so PSS adds up across processes)."""
+    fields = dict(
+        line.split(":", 1)
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+    )
+    return {name.lower(): round(int(fields[name].split()[0]) / 1024, 1) for name in ("Rss", "Pss")}
+
+
+def is_worker(pid: int) -> bool:
+    """A uvicorn worker process (spawned by multiprocessing), not the supervisor or helpers."""
+    return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 180) -> float:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import uvicorn
+from prometheus_client import multiprocess
 from uvicorn.supervisors import Multiprocess
 
-from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import Settings, settings_from_flags, settings_to_environment
-from indexer.store import IndexStore
 from search_api.app import create_app
+from search_api.live import check_query_model, query_model
 
 # On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight,
 # a rebuild through /admin/reindex included, finish for up to this long before it exits 0.
@@ -42,31 +46,36 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds,
         model=args.model, workers=args.workers,
     )  # fmt: skip
-    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
-    embedder = Embedder.for_index(settings, store, export=False)
-    if store.current_id() is not None:
-        embedder.warm_up()  # a bad model, or a missing exported file, is named before serving
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
-    # it found. A handler that does nothing lets that end as a clean exit 0 instead of a kill.
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     if settings.workers == 1:
-        uvicorn.run(
-            create_app(settings, embedder), host=settings.host, port=settings.port,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        )  # fmt: skip
-        return 0
-    # Worker processes build their own app from the environment: hand them the flags there.
-    os.environ.update(settings_to_environment(settings))
-    serve_workers(settings)
+        serve_one(settings)
+    else:
+        serve_workers(settings)
     return 0
 
 
+def serve_one(settings: Settings) -> None:
+    embedder = query_model(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
+    # it found. A handler that does nothing lets that end as a clean exit 0 instead of a kill.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.run(
+        create_app(settings, embedder), host=settings.host, port=settings.port,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )  # fmt: skip
+
+
 def serve_workers(settings: Settings) -> None:
-    """uvicorn's own multi-process mode, with one change: the shared listening socket gets
-    TCP_NODELAY, which accepted connections inherit. uvicorn binds it with protocol 0, so
+    """uvicorn's own multi-process mode, with two changes. The shared listening socket gets
+    TCP_NODELAY, which accepted connections inherit: uvicorn binds it with protocol 0, so
     asyncio never sets the option on them, and every keep-alive response then waits about
-    40 ms for a delayed ACK (README, Benchmarks)."""
+    40 ms for a delayed ACK (README, Benchmarks). And the workers keep their metrics in one
+    fresh folder, which ``/metrics`` from any of them adds up."""
+    # The model is checked in a passing child process: the supervisor never holds one.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as checker:
+        checker.submit(check_query_model, settings).result()
+    # Worker processes build their own app from the environment: hand them the flags there.
+    os.environ.update(settings_to_environment(settings))
     config = uvicorn.Config(
         "search_api.app:create_app", factory=True, workers=settings.workers,
         host=settings.host, port=settings.port,
@@ -74,7 +83,27 @@ def serve_workers(settings: Settings) -> None:
     )  # fmt: skip
     listening = config.bind_socket()
     listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    Multiprocess(config, sockets=[listening]).run()
+    with tempfile.TemporaryDirectory(prefix="seedsearch-metrics-") as metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        Workers(config, sockets=[listening]).run()
+
+
+class Workers(Multiprocess):
+    """uvicorn's worker supervisor, which also drops the gauges of a worker it replaced (one
+    that died, or was restarted on SIGHUP) from the shared metrics; its counts stay summed."""
+
+    def keep_subprocess_alive(self) -> None:
+        self._retiring(super().keep_subprocess_alive)
+
+    def restart_all(self) -> None:
+        self._retiring(super().restart_all)
+
+    def _retiring(self, replace: Callable[[], None]) -> None:
+        before = {process.pid for process in self.processes}
+        replace()
+        for pid in before - {process.pid for process in self.processes}:
+            if pid is not None:
+                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def main(argv: list[str] | None = None) -> int:

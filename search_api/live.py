@@ -17,7 +17,7 @@ from typing import Literal
 
 from indexer.embed import Embedder
 from indexer.errors import NoSnapshotError, SeedsearchError
-from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
+from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD, Settings
 from indexer.store import IndexStore
 from search_api.searcher import Searcher
 
@@ -26,6 +26,21 @@ log = logging.getLogger("seedsearch")
 # storage its files may still have been arriving.
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+
+
+def query_model(settings: Settings) -> Embedder:
+    """The query model, loaded now when there is an index to serve: a bad model, or a missing
+    exported file, is named before serving, and the first query is not the slow one."""
+    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
+    embedder = Embedder.for_index(settings, store, export=False)
+    if store.current_id() is not None:
+        embedder.warm_up()
+    return embedder
+
+
+def check_query_model(settings: Settings) -> None:
+    """``query_model`` for a child process, which hands back nothing but an error."""
+    query_model(settings)
 
 
 class NotReadyError(SeedsearchError):

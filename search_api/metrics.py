@@ -1,10 +1,18 @@
-"""Prometheus metrics: request counts and latency by route and status, and the index size."""
+"""Prometheus metrics: request counts and latency by route and status, and the index size.
+
+Under ``--workers N`` every worker writes its metrics to files in ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus_client's multiprocess mode, chosen when the variable is set as the client is
+imported), and ``/metrics`` from any worker adds up all of them: counters and histograms are
+summed, and the index gauges come once per live worker with a ``pid`` label.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search_api.searcher import Searcher
@@ -27,12 +35,15 @@ class Metrics:
             "seedsearch_request_seconds", "HTTP request latency", ["method", "route", "status"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        # Each worker loads snapshots on its own: one series per live worker shows which lag.
         self.chunks = Gauge(
-            "seedsearch_index_chunks", "chunks in the live snapshot", registry=self.registry
-        )
+            "seedsearch_index_chunks", "chunks in the live snapshot", registry=self.registry,
+            multiprocess_mode="liveall",
+        )  # fmt: skip
         self.articles = Gauge(
-            "seedsearch_index_articles", "articles in the live snapshot", registry=self.registry
-        )
+            "seedsearch_index_articles", "articles in the live snapshot", registry=self.registry,
+            multiprocess_mode="liveall",
+        )  # fmt: skip
         self.reloads = Counter(
             "seedsearch_snapshot_loads", "snapshots loaded", registry=self.registry
         )
@@ -43,7 +54,12 @@ class Metrics:
         self.reloads.inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not shared:
+            return generate_latest(self.registry)
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker, path=shared)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker)
 
 
 class MetricsMiddleware:

@@ -126,14 +126,16 @@ def wait_until_healthy(url: str, process: subprocess.Popen[str], log: Path) -> N
 
 @contextlib.contextmanager
 def running_server(
-    index: Path, log: Path, environment: dict[str, str] | None = None
+    index: Path, log: Path, environment: dict[str, str] | None = None, *arguments: str
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """``python -m search_api`` over ``index`` on a free 127.0.0.1 port, with these extra
-    variables and its output in ``log``: healthy when the block starts, stopped after it."""
+    variables and arguments and its output in ``log``: healthy when the block starts, stopped
+    after it."""
     port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index)],
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index),
+             *arguments],
             cwd=ROOT, env={**os.environ, **(environment or {})}, stdout=output,
             stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,9 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, ROOT, Server, free_port, run_python, wait_until_healthy
+from conftest import API_KEY, Server, run_python
 
-from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.models import MAX_QUERY_CHARS, SearchResponse
 
@@ -281,31 +276,6 @@ def test_evaluate_script_measures_a_running_service(server: Server, seed_queries
     assert done.returncode == 0, done.stderr
     [report] = json.loads(done.stdout)
     assert report["queries"] == 20 and report["mrr_at_10"] > 0.6
-
-
-@pytest.fixture
-def seed_settings_copy(seed_settings: Settings, tmp_path: Path) -> Path:
-    shutil.copytree(seed_settings.index_dir, tmp_path / "index")
-    return tmp_path / "index"
-
-
-def test_several_worker_processes_serve_one_index(seed_settings_copy: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "--workers", "2", "--port", str(port),
-         "--index", str(seed_settings_copy)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(url, process, Path(os.devnull))
-        with httpx.Client(base_url=url, timeout=30) as client:
-            answers = [client.get("/search", params={"q": "flood evacuations"}) for _ in range(8)]
-        assert {a.status_code for a in answers} == {200}
-        assert all(a.json()["results"][0]["title"].startswith("Morocco") for a in answers)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_an_off_topic_query_is_answered_with_a_note_and_no_results(server: Server) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from conftest import HashEmbedder, new_corpus, run_python
+from conftest import HashEmbedder, free_port, new_corpus, run_python
 
 from indexer.build import build_index
 from indexer.embed import Embedder, packaged_model_path
@@ -76,6 +76,20 @@ def test_a_bad_port_flag_is_named_as_the_flag(tmp_path: Path) -> None:
     assert done.returncode == EXIT_USAGE
     message = one_line_error(done)
     assert "--port" in message and "SEEDSEARCH_PORT" not in message
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_server_names_a_missing_model_before_serving(
+    seed_settings: Settings, workers: str
+) -> None:
+    """With several workers the model is checked in a passing child process, so the
+    supervisor never holds one; the error still arrives as one line."""
+    done = run_python(
+        "-m", "search_api", "--index", str(seed_settings.index_dir), "--port", str(free_port()),
+        "--model", "./no-such-model", "--workers", workers,
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE
+    assert "model folder not found: ./no-such-model" in one_line_error(done)
 
 
 def test_a_bad_port_variable_is_named_as_the_variable(tmp_path: Path) -> None:

@@ -1,17 +1,21 @@
 """Serving as replicas: two server processes over one index root (as several hosts would read
 one root on shared storage) both switch to a rebuilt snapshot, under load, with no failed
-request."""
+request; and one server's worker processes report their metrics together."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from conftest import new_corpus, running_server
+from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.build import build_index
 from indexer.embed import Embedder
@@ -60,3 +64,61 @@ def test_two_servers_over_one_index_root_both_switch_under_load(
             thread.join(timeout=60)
     assert statuses and set(statuses) == {200}
     assert all({before, report.snapshot} <= snapshots for snapshots in seen.values())
+
+
+def _metrics(url: str) -> tuple[float, dict[str, float]]:
+    """From ``/metrics`` on a fresh connection (so any worker may answer): GET /search 200s
+    counted, and the chunks each live worker serves, by pid."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+    searches = sum(
+        s.value
+        for s in samples
+        if s.name == "seedsearch_requests_total"
+        and s.labels == {"method": "GET", "route": "/search", "status": "200"}
+    )
+    chunks = {s.labels["pid"]: s.value for s in samples if s.name == "seedsearch_index_chunks"}
+    return searches, chunks
+
+
+def _until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_metrics_cover_every_worker_and_each_reloads_on_its_own(
+    seed_settings: Settings, embedder: Embedder, tmp_path: Path
+) -> None:
+    """``--workers 2``: ``/metrics`` from either worker counts the searches both answered and
+    shows both workers' snapshots; a rebuild reaches each; a worker that dies is replaced, its
+    gauge dropped and its counts kept."""
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    seeds = new_corpus(tmp_path / "seeds")
+    reloading = {"SEEDSEARCH_RELOAD_INTERVAL_SECONDS": "0.2"}
+    with running_server(index, tmp_path / "server.log", reloading, "--workers", "2") as (url, _):
+        answers = [httpx.get(f"{url}/search", params={"q": "flood evacuations"}) for _ in range(12)]
+        assert {a.status_code for a in answers} == {200}
+        assert all(a.json()["results"][0]["title"].startswith("Morocco") for a in answers)
+        served = IndexStore(index).open_snapshot().manifest.chunks
+        views = [_metrics(url) for _ in range(6)]
+        assert all(view == (12, {pid: served for pid in views[0][1]}) for view in views)
+        assert len(views[0][1]) == 2, "one series per live worker"
+
+        (seeds / "glacier.txt").write_text("Glacier Update\n\nMeltwater lakes are drained.\n")
+        rebuilt = build_index(Settings(seeds_dir=seeds, index_dir=index), embedder=embedder)
+        assert _until(lambda: set(_metrics(url)[1].values()) == {rebuilt.chunks}, 30)
+
+        victim = next(iter(views[0][1]))
+        os.kill(int(victim), signal.SIGKILL)
+        replaced = _until(
+            lambda: victim not in (c := _metrics(url)[1]) and [*c.values()] == [rebuilt.chunks] * 2,
+            120,
+        )
+        searches, chunks = _metrics(url)
+        assert replaced, chunks
+        assert searches == 12
