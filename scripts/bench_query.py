@@ -14,7 +14,7 @@ this machine, so ratios hold while absolute times drift with the machine's load.
 - during a rebuild: p99 at 1 and 4 clients while ``python -m indexer build --full`` runs,
   against the idle p99 of the same phase sizes;
 - workers (``--scaling 1,2``): throughput at the most clients with each count of worker
-  processes, and the memory of the server's processes after that load: PSS per worker and in
+  processes, the CPU cores the server's processes kept busy meanwhile, and the memory of the server's processes after that load: PSS per worker and in
   total (each shared page, such as the memory-mapped snapshot, divided among the processes that
   map it), against one worker.
 """
@@ -38,6 +38,7 @@ from benchlib import (
     ROOT,
     benchmark_arguments,
     benchmark_queries,
+    cpu_seconds,
     is_worker,
     memory_mib,
     pick_articles,
@@ -143,11 +144,15 @@ def scaling(
     for workers in worker_counts:
         extra = ["--workers", str(workers)] if workers > 1 else []
         with server_process(index, *extra) as (url, server):
+            processes = process_tree(server.pid)
+            cpu_before = cpu_seconds(processes)
             _, qps = under_load(url, queries, clients)
-            memory = {pid: memory_mib(pid) for pid in process_tree(server.pid)}
+            busy_cores = (cpu_seconds(processes) - cpu_before) * qps / len(queries)
+            memory = {pid: memory_mib(pid) for pid in processes}
             per_worker = [m["pss"] for pid, m in memory.items() if workers == 1 or is_worker(pid)]
         result[workers] = {
             "qps": round(qps, 1),
+            "busy_cores": round(busy_cores, 2),
             "pss_per_worker_mib": per_worker,
             "pss_total_mib": round(sum(m["pss"] for m in memory.values()), 1),
             "rss_total_mib": round(sum(m["rss"] for m in memory.values()), 1),
@@ -228,7 +233,8 @@ def bench(args: argparse.Namespace) -> int:
         *((f"during rebuild, {c} clients", f"{_ms(rebuild[c])}  p99 / idle p99 "
            f"{result['rebuild_p99_over_idle_p99'][c]:.2f}") for c in rebuild),
         *((f"{n} worker(s), {max(client_counts)} clients",
-           f"{w['qps']} q/s (x floor p50 {w['x_floor']}, x first {w['qps_over_one']})  "
+           f"{w['qps']} q/s (x floor p50 {w['x_floor']}, x first {w['qps_over_one']}, "
+           f"{w['busy_cores']} cores busy)  "
            f"PSS {w['pss_total_mib']} MiB (x first {w['pss_over_one']}), per worker "
            f"{', '.join(map(str, w['pss_per_worker_mib']))}; RSS sum {w['rss_total_mib']} MiB")
           for n, w in result["scaling"].items()),

@@ -152,6 +152,15 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {name.lower(): round(int(fields[name].split()[0]) / 1024, 1) for name in ("Rss", "Pss")}
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU time these processes have used so far (Linux /proc)."""
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def is_worker(pid: int) -> bool:
     """A uvicorn worker process (spawned by multiprocessing), not the supervisor or helpers."""
     return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
