@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import new_corpus, run_python
 
+from indexer import build
 from indexer.build import build_index
 from indexer.embed import Embedder
-from indexer.errors import EXIT_USAGE
+from indexer.errors import EXIT_USAGE, BuildError
+from indexer.faults import FAULT_VARIABLE
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.evaluation import load_queries
@@ -43,7 +45,10 @@ def two_builds(
     on_ray = Settings(seeds_dir=seeds, index_dir=root / "ray")
     build_index(local, embedder=embedder)
     remote = RayEmbedder(embedder, IndexStore(on_ray.index_dir).model_file(embedder.fingerprint))
-    report = build_index(on_ray, embedder=remote)
+    try:
+        report = build_index(on_ray, embedder=remote)
+    finally:
+        remote.close()  # frees the instance's two CPUs for the next test's actors
     assert report.published and report.embedded == report.chunks == 46
     return local, on_ray
 
@@ -83,6 +88,29 @@ def test_the_dev_queries_rank_the_same_passages_in_the_same_order(
     finally:
         for searcher in searchers:
             searcher.close()
+
+
+def test_an_interrupted_ray_build_resumes_from_the_embedding_cache(
+    local_ray: None, embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray build that fails after its first batch is cached (a full disk, here) publishes
+    nothing; the next one embeds only the rest."""
+    from indexer.ray_engine import RayEmbedder
+
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    store = IndexStore(settings.index_dir)
+    remote = RayEmbedder(embedder, store.model_file(embedder.fingerprint))
+    monkeypatch.setattr(build, "EMBED_BATCH", 16)  # several batches from the small corpus
+    try:
+        monkeypatch.setenv(FAULT_VARIABLE, "embedding:enospc")
+        with pytest.raises(BuildError, match="No space left on device"):
+            build_index(settings, embedder=remote)
+        assert store.current_id() is None
+        monkeypatch.delenv(FAULT_VARIABLE)
+        report = build_index(settings, embedder=remote)
+    finally:
+        remote.close()
+    assert report.published and report.chunks == 46 and report.computed == 46 - 16
 
 
 def test_without_ray_the_engine_says_how_to_install_it(tmp_path: Path) -> None:
