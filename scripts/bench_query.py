@@ -13,10 +13,11 @@ this machine, so ratios hold while absolute times drift with the machine's load.
 - throughput at each client count: queries served per second, and per floor-time (x floor p50);
 - during a rebuild: p99 at 1 and 4 clients while ``python -m indexer build --full`` runs,
   against the idle p99 of the same phase sizes;
-- workers (``--scaling 1,2``): throughput at the most clients with each count of worker
-  processes, the CPU cores the server's processes kept busy meanwhile, and the memory of the server's processes after that load: PSS per worker and in
-  total (each shared page, such as the memory-mapped snapshot, divided among the processes that
-  map it), against one worker.
+- workers (``--scaling 1,2``): with each count of worker processes, throughput at the most
+  clients, the CPU cores the server's processes kept busy meanwhile, and their memory after
+  that load: PSS per worker, of the rest (supervisor, helpers) and in total (each shared page,
+  such as the memory-mapped snapshot, divided among the processes that map it), each against
+  the first count.
 """
 
 from __future__ import annotations
@@ -146,15 +147,17 @@ def scaling(
         with server_process(index, *extra) as (url, server):
             processes = process_tree(server.pid)
             cpu_before = cpu_seconds(processes)
-            _, qps = under_load(url, queries, clients)
-            busy_cores = (cpu_seconds(processes) - cpu_before) * qps / len(queries)
+            answered, qps = under_load(url, queries, clients)
+            busy_cores = (cpu_seconds(processes) - cpu_before) * qps / len(answered)
             memory = {pid: memory_mib(pid) for pid in processes}
             per_worker = [m["pss"] for pid, m in memory.items() if workers == 1 or is_worker(pid)]
+        pss_total = round(sum(m["pss"] for m in memory.values()), 1)
         result[workers] = {
             "qps": round(qps, 1),
             "busy_cores": round(busy_cores, 2),
             "pss_per_worker_mib": per_worker,
-            "pss_total_mib": round(sum(m["pss"] for m in memory.values()), 1),
+            "pss_others_mib": round(pss_total - sum(per_worker), 1),  # supervisor and helpers
+            "pss_total_mib": pss_total,
             "rss_total_mib": round(sum(m["rss"] for m in memory.values()), 1),
         }
     return result
@@ -196,7 +199,8 @@ def bench(args: argparse.Namespace) -> int:
             for clients in (1, 4)
         }
         worker_counts = [int(w) for w in args.scaling.split(",") if w]
-        workers = scaling(index, queries, max(client_counts), worker_counts)
+        by_workers = scaling(index, queries, max(client_counts), worker_counts)
+        first = by_workers[worker_counts[0]] if worker_counts else {}
 
     http = summary_ms(http_times)
     result = {
@@ -213,9 +217,9 @@ def bench(args: argparse.Namespace) -> int:
         "rebuild": rebuild,
         "scaling": {
             n: {**w, "x_floor": round(w["qps"] * floor_p50, 2),
-                "qps_over_one": round(w["qps"] / workers[worker_counts[0]]["qps"], 2),
-                "pss_over_one": round(w["pss_total_mib"] / workers[worker_counts[0]]["pss_total_mib"], 2)}
-            for n, w in workers.items()
+                "qps_over_first": round(w["qps"] / first["qps"], 2),
+                "pss_over_first": round(w["pss_total_mib"] / first["pss_total_mib"], 2)}
+            for n, w in by_workers.items()
         },
     }  # fmt: skip
     if args.json:
@@ -233,10 +237,11 @@ def bench(args: argparse.Namespace) -> int:
         *((f"during rebuild, {c} clients", f"{_ms(rebuild[c])}  p99 / idle p99 "
            f"{result['rebuild_p99_over_idle_p99'][c]:.2f}") for c in rebuild),
         *((f"{n} worker(s), {max(client_counts)} clients",
-           f"{w['qps']} q/s (x floor p50 {w['x_floor']}, x first {w['qps_over_one']}, "
+           f"{w['qps']} q/s (x floor p50 {w['x_floor']}, x first {w['qps_over_first']}, "
            f"{w['busy_cores']} cores busy)  "
-           f"PSS {w['pss_total_mib']} MiB (x first {w['pss_over_one']}), per worker "
-           f"{', '.join(map(str, w['pss_per_worker_mib']))}; RSS sum {w['rss_total_mib']} MiB")
+           f"PSS {w['pss_total_mib']} MiB (x first {w['pss_over_first']}): per worker "
+           f"{', '.join(map(str, w['pss_per_worker_mib']))}, others {w['pss_others_mib']}; "
+           f"RSS sum {w['rss_total_mib']} MiB")
           for n, w in result["scaling"].items()),
     ]  # fmt: skip
     print_table("bench_query", rows)

@@ -10,18 +10,20 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import uvicorn
 from prometheus_client import multiprocess
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from indexer.errors import run_command
+from indexer.errors import ConfigurationError, ModelError, run_command
 from indexer.settings import Settings, settings_from_flags, settings_to_environment
 from search_api.app import create_app
 from search_api.live import check_query_model, query_model
+from search_api.metrics import METRICS_DIR_VARIABLE
 
 # On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight,
 # a rebuild through /admin/reindex included, finish for up to this long before it exits 0.
@@ -55,6 +57,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def serve_one(settings: Settings) -> None:
+    if os.environ.get(METRICS_DIR_VARIABLE):
+        raise ConfigurationError(
+            f"{METRICS_DIR_VARIABLE} is set: unset it; --workers N keeps its own metrics folder"
+        )
     embedder = query_model(settings)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler
     # it found. A handler that does nothing lets that end as a clean exit 0 instead of a kill.
@@ -71,9 +77,7 @@ def serve_workers(settings: Settings) -> None:
     asyncio never sets the option on them, and every keep-alive response then waits about
     40 ms for a delayed ACK (README, Benchmarks). And the workers keep their metrics in one
     fresh folder, which ``/metrics`` from any of them adds up."""
-    # The model is checked in a passing child process: the supervisor never holds one.
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as checker:
-        checker.submit(check_query_model, settings).result()
+    check_model_apart(settings)
     # Worker processes build their own app from the environment: hand them the flags there.
     os.environ.update(settings_to_environment(settings))
     config = uvicorn.Config(
@@ -84,26 +88,43 @@ def serve_workers(settings: Settings) -> None:
     listening = config.bind_socket()
     listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with tempfile.TemporaryDirectory(prefix="seedsearch-metrics-") as metrics_dir:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        Workers(config, sockets=[listening]).run()
+        os.environ[METRICS_DIR_VARIABLE] = metrics_dir
+        workers = Workers(config, sockets=[listening], metrics_dir=Path(metrics_dir))
+        workers.run()
+    if workers.failed_to_start:
+        raise ConfigurationError("a worker process failed to start: its error is above")
+
+
+def check_model_apart(settings: Settings) -> None:
+    """Load the query model in a passing child process, so a bad one is named before serving
+    while the supervisor itself never holds a model."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as checker:
+        try:
+            checker.submit(check_query_model, settings).result()
+        except BrokenProcessPool as error:
+            raise ModelError(f"the model check process died: {error}") from error
 
 
 class Workers(Multiprocess):
-    """uvicorn's worker supervisor, which also drops the gauges of a worker it replaced (one
-    that died, or was restarted on SIGHUP) from the shared metrics; its counts stay summed."""
+    """uvicorn's worker supervisor, which also drops from the shared metrics the gauges of
+    every worker no longer running (died, restarted on SIGHUP, removed on SIGTTOU); the
+    counts of those workers stay in the sums."""
 
-    def keep_subprocess_alive(self) -> None:
-        self._retiring(super().keep_subprocess_alive)
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_dir: Path):
+        super().__init__(config, sockets)
+        self.metrics_dir = metrics_dir
 
-    def restart_all(self) -> None:
-        self._retiring(super().restart_all)
+    def keep_subprocess_alive(self) -> None:  # once per supervisor pass, after signals
+        super().keep_subprocess_alive()
+        running = {process.pid for process in self.processes}
+        for gauge_file in self.metrics_dir.glob("gauge_live*_*.db"):
+            pid = int(gauge_file.stem.rsplit("_", 1)[1])
+            if pid not in running:
+                multiprocess.mark_process_dead(pid, str(self.metrics_dir))  # type: ignore[no-untyped-call]
 
-    def _retiring(self, replace: Callable[[], None]) -> None:
-        before = {process.pid for process in self.processes}
-        replace()
-        for pid in before - {process.pid for process in self.processes}:
-            if pid is not None:
-                multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+    @property
+    def failed_to_start(self) -> bool:
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
 
 def main(argv: list[str] | None = None) -> int:

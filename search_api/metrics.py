@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from search_api.searcher import Searcher
 
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -54,7 +55,7 @@ class Metrics:
         self.reloads.inc()
 
     def exposition(self) -> bytes:
-        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        shared = os.environ.get(METRICS_DIR_VARIABLE)
         if not shared:
             return generate_latest(self.registry)
         every_worker = CollectorRegistry()

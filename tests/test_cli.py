@@ -92,6 +92,16 @@ def test_the_server_names_a_missing_model_before_serving(
     assert "model folder not found: ./no-such-model" in one_line_error(done)
 
 
+def test_one_server_process_refuses_an_inherited_metrics_folder(seed_settings: Settings) -> None:
+    """prometheus_client would switch to file mode and sum leftover files from other runs."""
+    done = run_python(
+        "-m", "search_api", "--index", str(seed_settings.index_dir), "--port", str(free_port()),
+        env={"PROMETHEUS_MULTIPROC_DIR": str(seed_settings.index_dir.parent / "metrics")},
+    )  # fmt: skip
+    assert done.returncode == EXIT_USAGE
+    assert "PROMETHEUS_MULTIPROC_DIR is set" in one_line_error(done)
+
+
 def test_a_bad_port_variable_is_named_as_the_variable(tmp_path: Path) -> None:
     done = run_python(
         "-m", "search_api", "--index", str(tmp_path), env={"SEEDSEARCH_PORT": "70000"}
