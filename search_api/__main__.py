@@ -19,7 +19,7 @@ from prometheus_client import multiprocess
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from indexer.errors import ConfigurationError, ModelError, run_command
+from indexer.errors import ConfigurationError, ModelError, SeedsearchError, run_command
 from indexer.settings import Settings, settings_from_flags, settings_to_environment
 from search_api.app import create_app
 from search_api.live import check_query_model, query_model
@@ -92,7 +92,7 @@ def serve_workers(settings: Settings) -> None:
         workers = Workers(config, sockets=[listening], metrics_dir=Path(metrics_dir))
         workers.run()
     if workers.failed_to_start:
-        raise ConfigurationError("a worker process failed to start: its error is above")
+        raise SeedsearchError("a worker process failed to start: its error is above")
 
 
 def check_model_apart(settings: Settings) -> None:
