@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,16 @@ class Server:
     url: str
     seeds_dir: Path
     index_dir: Path
+
+
+def eventually(condition: Callable[[], bool], seconds: float, poll: float = 0.2) -> bool:
+    """Whether ``condition`` holds within ``seconds``, checked every ``poll`` seconds."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll)
+    return True
 
 
 def wait_until_healthy(url: str, process: subprocess.Popen[str], log: Path) -> None:

@@ -4,10 +4,10 @@ batched vectors are checked in test_embed.py)."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
+from conftest import eventually
 
 from indexer.batching import QueryBatcher
 
@@ -24,13 +24,6 @@ class GatedEncoder:
         if len(self.batches) == 1:
             assert self.gate.wait(timeout=30)
         return np.array([[float(len(t))] for t in texts], dtype=np.float32)
-
-
-def wait_for(condition: object, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
-        time.sleep(0.001)
-    assert condition(), "condition not reached"  # type: ignore[operator]
 
 
 def test_a_lone_query_is_encoded_at_once() -> None:
@@ -52,11 +45,12 @@ def test_queries_arriving_while_the_lane_is_busy_share_one_encode() -> None:
 
     first = threading.Thread(target=ask, args=(texts[0],))
     first.start()
-    wait_for(lambda: len(encoder.batches) == 1)  # the lane is busy with the first text
+    # the lane is busy with the first text
+    assert eventually(lambda: len(encoder.batches) == 1, 30, poll=0.001)
     others = [threading.Thread(target=ask, args=(t,)) for t in texts[1:]]
     for thread in others:
         thread.start()
-    wait_for(lambda: batcher.waiting == len(texts) - 1)
+    assert eventually(lambda: batcher.waiting == len(texts) - 1, 30, poll=0.001)
     encoder.gate.set()
     for thread in [first, *others]:
         thread.join(timeout=30)

@@ -9,12 +9,11 @@ import os
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import new_corpus, running_server
+from conftest import eventually, new_corpus, running_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.build import build_index
@@ -56,9 +55,7 @@ def test_two_servers_over_one_index_root_both_switch_under_load(
             thread.start()
         (seeds / "glacier.txt").write_text("Glacier Update\n\nMeltwater lakes are drained.\n")
         report = build_index(Settings(seeds_dir=seeds, index_dir=index), embedder=embedder)
-        deadline = time.monotonic() + 60
-        while not all(report.snapshot in s for s in seen.values()) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(lambda: all(report.snapshot in s for s in seen.values()), 60, poll=0.1)
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
@@ -79,15 +76,6 @@ def _metrics(url: str) -> tuple[float, dict[str, float]]:
     )
     chunks = {s.labels["pid"]: s.value for s in samples if s.name == "seedsearch_index_chunks"}
     return searches, chunks
-
-
-def _until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def _both_workers_serve(url: str, chunks: int, gone: set[str] | None = None) -> Callable[[], bool]:
@@ -115,7 +103,7 @@ def test_metrics_cover_every_worker_and_each_reloads_on_its_own(
     snapshot.close()
     reloading = {"SEEDSEARCH_RELOAD_INTERVAL_SECONDS": "0.2"}
     with running_server(index, tmp_path / "server.log", reloading, "--workers", "2") as (url, _):
-        assert _until(_both_workers_serve(url, served), 60)  # the second may start later
+        assert eventually(_both_workers_serve(url, served), 60)  # the second may start later
         answers = [httpx.get(f"{url}/search", params={"q": "flood evacuations"}) for _ in range(12)]
         assert {a.status_code for a in answers} == {200}
         assert all(a.json()["results"][0]["title"].startswith("Morocco") for a in answers)
@@ -125,11 +113,11 @@ def test_metrics_cover_every_worker_and_each_reloads_on_its_own(
 
         (seeds / "glacier.txt").write_text("Glacier Update\n\nMeltwater lakes are drained.\n")
         rebuilt = build_index(Settings(seeds_dir=seeds, index_dir=index), embedder=embedder)
-        assert _until(_both_workers_serve(url, rebuilt.chunks), 30)
+        assert eventually(_both_workers_serve(url, rebuilt.chunks), 30)
 
         # Both original workers die in turn, so every search counted after is a dead one's.
         for victim in originals:
             os.kill(int(victim), signal.SIGKILL)
-            assert _until(_both_workers_serve(url, rebuilt.chunks, gone={victim}), 120)
+            assert eventually(_both_workers_serve(url, rebuilt.chunks, gone={victim}), 120)
         searches, chunks = _metrics(url)
         assert searches == 12 and not originals & set(chunks)
