@@ -27,8 +27,9 @@ run: build
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# vulture (dead code) reads its paths, confidence and whitelist from pyproject.toml.
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/vulture
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_build.py

@@ -2,7 +2,8 @@
 the live snapshot, check a snapshot's files in full, or make the previous snapshot live again.
 
 Exit codes: 0 success, 1 nothing could be published, the index cannot be read or a snapshot is
-damaged, 2 a usage or configuration error, 3 the quality gate (--gate) refused to publish.
+damaged, 2 a usage or configuration error, 3 the quality gate (--gate) refused to publish,
+4 another build holds the build lock (at once with --no-wait, else after waiting 10 minutes).
 """
 
 from __future__ import annotations
@@ -11,15 +12,30 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
-from indexer.build import LOCK_WAIT_SECONDS, BuildReport, build_index
+from indexer.build import GATE_TOLERANCE, LOCK_WAIT_SECONDS, BuildReport, build_index
 from indexer.embed import Embedder, EmbeddingModel
-from indexer.errors import run_command
-from indexer.settings import settings_from_flags
-from indexer.store import IndexStore, Manifest
+from indexer.errors import BuildError, SeedsearchError, run_command
+from indexer.settings import ENGINES, Settings, settings_from_flags
+from indexer.store import IndexStore, JobRecord, JobRecords, Manifest, check_job_id
 
-ENGINES = ("local", "ray")
+
+class _RenamedFlag(argparse.Action):
+    """An old flag name that still works, with a one-line notice naming the new one."""
+
+    def __init__(self, *args: Any, new_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_name = new_name
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+        values: Any, option_string: str | None = None,
+    ) -> None:  # fmt: skip
+        print(f"note: {option_string} is now {self.new_name}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +60,21 @@ def _parser() -> argparse.ArgumentParser:
         "--ray-address", metavar="ADDR", help="a running Ray cluster (ray start --head)"
     )
     build.add_argument(
-        "--workers", type=int, default=2, help="Ray actors embedding at once (default 2)"
-    )
+        "--ray-actors", type=int, default=2, metavar="N",
+        help="Ray actors embedding at once (default 2)",
+    )  # fmt: skip
+    build.add_argument(
+        "--workers", type=int, dest="ray_actors", action=_RenamedFlag, new_name="--ray-actors",
+        default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+    )  # fmt: skip
+    build.add_argument(
+        "--no-wait", action="store_true",
+        help="when another build holds the lock, fail at once (exit 4) instead of waiting",
+    )  # fmt: skip
+    build.add_argument(
+        "--job", metavar="ID", type=_job_id,
+        help="record this build as rebuild job ID under the index root (POST /admin/reindex)",
+    )  # fmt: skip
     build.add_argument(
         "--gate",
         type=Path,
@@ -53,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
         help="labelled queries (JSONL); refuse to publish when MRR@10 drops below the live's",
     )
     build.add_argument(
-        "--gate-tolerance", type=float, default=0.02, metavar="DROP",
-        help="how far (absolute MRR@10) below the live snapshot still publishes (default 0.02)",
+        "--gate-tolerance", type=float, default=GATE_TOLERANCE, metavar="DROP",
+        help="how far (absolute MRR@10) below the live snapshot still publishes "
+        f"(default {GATE_TOLERANCE})",
     )  # fmt: skip
     status = commands.add_parser("status", help="describe the live snapshot")
     status.add_argument("--index", type=Path, help="index root (default: var/index)")
@@ -99,11 +129,56 @@ def _print_status(manifest: Manifest) -> None:
         print(f"  skipped {error.file}: {error.error}")
 
 
+def _job_id(value: str) -> str:
+    try:
+        return check_job_id(value)
+    except SeedsearchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _build(args: argparse.Namespace) -> int:
     settings = settings_from_flags(seeds_dir=args.seeds, index_dir=args.index, model=args.model)
     os.nice(settings.build_nice)  # searches on this machine come first; see Settings
+    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
+    # The lock first: a build that has to wait (or, with --no-wait, give up) learns so before
+    # it spends seconds on the model, and it holds the lock for its whole run.
+    wait = 0 if args.no_wait else LOCK_WAIT_SECONDS
+    with store.build_lock(wait, lambda message: print(message, file=sys.stderr)):
+        if args.job is None:
+            report = _build_locked(args, settings, store)
+        else:
+            report = _build_job(args, settings, store)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        _print_build(report)
+    return 0
+
+
+def _build_job(args: argparse.Namespace, settings: Settings, store: IndexStore) -> BuildReport:
+    """Build as job ``args.job``, with its record saying how it went (written while the lock
+    is held, so a record still ``running`` means the build is running or died)."""
+    records = JobRecords(store)
+    job = JobRecord.running(args.job, started_at=time.time())
+    try:
+        records.write(job)
+    except OSError as error:
+        raise BuildError(f"cannot write the job record under {store.root}: {error}") from error
+    try:
+        report = _build_locked(args, settings, store)
+    except BaseException as error:
+        why = str(error) if isinstance(error, SeedsearchError) else f"unexpected: {error!r}"
+        try:
+            records.write(job.failed(why, finished_at=time.time()))
+        except OSError as unwritten:  # the server reads a dead build's record as failed
+            print(f"cannot record that job {job.job} failed: {unwritten}", file=sys.stderr)
+        raise
+    records.write(job.succeeded(report.to_dict(), finished_at=time.time()))
+    return report
+
+
+def _build_locked(args: argparse.Namespace, settings: Settings, store: IndexStore) -> BuildReport:
     progress = not args.json and sys.stderr.isatty()
-    store = IndexStore(settings.index_dir)
     local = Embedder.for_index(settings, store, export=True)
     embedder: EmbeddingModel = local
     gate = None
@@ -111,18 +186,17 @@ def _build(args: argparse.Namespace) -> int:
         # The entry point wires the search code in; the indexer library never imports it.
         from search_api.gate import mrr_gate
 
-        gate = mrr_gate(args.gate, local, args.gate_tolerance, settings.no_match_threshold)
+        gate = mrr_gate(args.gate, local, args.gate_tolerance, settings.no_match_threshold,
+                        settings.query_timeout_seconds)  # fmt: skip
     if args.engine == "ray":
         from indexer.ray_engine import RayEmbedder  # imports ray, the optional extra
 
         embedder = RayEmbedder(local, store.model_file(local.fingerprint), args.ray_address,
-                               args.workers)  # fmt: skip
-    report = build_index(settings, full=args.full, progress=progress, embedder=embedder, gate=gate)
-    if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-    else:
-        _print_build(report)
-    return 0
+                               args.ray_actors)  # fmt: skip
+    return build_index(
+        settings, full=args.full, progress=progress, embedder=embedder, gate=gate, store=store,
+        wait_seconds=0,  # the lock is this store's already
+    )  # fmt: skip
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Coalesce concurrent single-text encodes into batched calls.
 
 One short query keeps a core busy for a few milliseconds, and a batch of sixteen costs far
-less than sixteen singles (README, Benchmarks). Callers that arrive while every lane is busy
+less than sixteen singles (docs/benchmarks.md). Callers that arrive while every lane is busy
 queue up; the next caller to find a free lane encodes everything queued, for all of them. A
 lone caller never waits: with a free lane it encodes its text at once.
 """
@@ -40,7 +40,7 @@ class QueryBatcher:
 
     @property
     def waiting(self) -> int:
-        """Texts queued for the next free lane."""
+        """Texts queued for the next free lane (what a test of the batching waits on)."""
         with self._changed:
             return len(self._queue)
 

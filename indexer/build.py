@@ -8,7 +8,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,21 +17,25 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.chunk import Chunk, ChunkingParams, chunk_articles
+from indexer.chunk import (
+    Chunk,
+    ChunkingParams,
+    chunk_articles,
+    evidence_sentences,
+    sentences_in_embedded_text,
+)
 from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
-from indexer.encoders import CharSpan
-from indexer.errors import BuildError, GateRefusedError, SeedsearchError, SnapshotError
-from indexer.faults import fault_point
-from indexer.parse import SourceError, decode_source, parse_articles
-from indexer.plan import (
-    BuildPlan,
-    SeedFile,
-    can_reuse,
-    evidence_sentences,
-    plan_build,
-    texts_to_embed,
+from indexer.errors import (
+    BuildError,
+    GateRefusedError,
+    SeedsearchError,
+    SnapshotError,
+    SourceError,
 )
+from indexer.faults import fault_point
+from indexer.parse import decode_source, parse_articles
+from indexer.plan import BuildPlan, SeedFile, plan_build, texts_to_embed
 from indexer.settings import Settings
 from indexer.store import (
     EmbeddingCache,
@@ -40,7 +44,9 @@ from indexer.store import (
     Manifest,
     SnapshotContents,
     SourceFile,
+    VectorIndexSpec,
     choose_index,
+    content_key,
     new_snapshot_id,
 )
 
@@ -63,9 +69,11 @@ class GateVerdict:
 # (store, the candidate snapshot's id, the live snapshot's id or None) -> verdict. The build
 # takes the gate as a callable so that the indexer never imports the search code.
 Gate = Callable[[IndexStore, str, str | None], GateVerdict]
+# How far (absolute MRR@10) below the live snapshot a gated build still publishes.
+GATE_TOLERANCE = 0.02
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildReport:
     snapshot: str
     files: int
@@ -86,15 +94,43 @@ class BuildReport:
         return asdict(self)
 
 
-@dataclass
-class _Corpus:
-    """Everything the seeds folder holds for one build."""
+@dataclass(frozen=True)
+class Scan:
+    """The seeds folder as found: each readable seed file with its digest, and the rest as
+    errors."""
 
-    files: list[SourceFile] = field(default_factory=list)
-    chunks: list[Chunk] = field(default_factory=list)
-    articles: int = 0
-    errors: list[FileError] = field(default_factory=list)
-    parsed: int = 0
+    seeds: tuple[SeedFile, ...]
+    errors: tuple[FileError, ...]
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Everything the build indexes: the files read (or reused), their chunks in seed order,
+    and the files that could not be read."""
+
+    files: tuple[SourceFile, ...]
+    chunks: tuple[Chunk, ...]
+    articles: int
+    errors: tuple[FileError, ...]
+    parsed: int  # files read anew; unchanged files reuse the live snapshot's chunks
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """The corpus's vectors: one per chunk, and one per evidence sentence, in row order."""
+
+    vectors: np.ndarray
+    sentences: tuple[tuple[int, int, int], ...]  # (row, start, end) of each sentence vector
+    sentence_vectors: np.ndarray
+    computed: frozenset[str]  # texts this build ran through the model
+
+
+@dataclass(frozen=True)
+class Written:
+    """A complete snapshot on disk, not yet live, and the gate's verdict on it."""
+
+    manifest: Manifest
+    gate: GateVerdict | None
 
 
 def seed_files(seeds_dir: Path) -> list[Path]:
@@ -123,8 +159,8 @@ def _too_large(size: int, max_bytes: int) -> str | None:
     )
 
 
-def _scan(seeds_dir: Path, max_bytes: int) -> tuple[list[SeedFile], list[FileError]]:
-    """Each readable seed file within the size limit, with its digest; the others as errors."""
+def scan(seeds_dir: Path, max_bytes: int) -> Scan:
+    """Stage 1: each readable seed file within the size limit, with its digest."""
     seeds, errors = [], []
     for path in seed_files(seeds_dir):
         source = path.relative_to(seeds_dir).as_posix()
@@ -137,7 +173,7 @@ def _scan(seeds_dir: Path, max_bytes: int) -> tuple[list[SeedFile], list[FileErr
                 seeds.append(SeedFile(source, hashlib.file_digest(handle, "sha256").hexdigest()))
         except OSError as error:
             errors.append(FileError(source, str(error)))
-    return seeds, errors
+    return Scan(tuple(seeds), tuple(errors))
 
 
 def _previous(store: IndexStore) -> Manifest | None:
@@ -148,76 +184,96 @@ def _previous(store: IndexStore) -> Manifest | None:
         return None  # unreadable or an older format: build everything afresh (the cache helps)
 
 
-def _previous_chunks(
-    store: IndexStore, previous: Manifest | None, fingerprint: str, params: ChunkingParams
-) -> dict[str, list[Chunk]]:
-    if previous is None or not can_reuse(previous, fingerprint, params):
-        return {}
-    try:
-        return store.read_chunks(previous.snapshot_id, {f.path for f in previous.files})
-    except SnapshotError:
-        return {}  # a damaged live snapshot: re-read every file (the cache still helps)
+def plan(
+    store: IndexStore,
+    previous: Manifest | None,
+    found: Scan,
+    params: ChunkingParams,
+    fingerprint: str,
+) -> BuildPlan:
+    """Stage 2: which files reuse the live snapshot's chunks (``plan_build`` decides)."""
+    unchanged = {f.path for f in previous.files} if previous else set()
+    unchanged &= {seed.source for seed in found.seeds}
+    chunks: dict[str, list[Chunk]] = {}
+    if previous is not None and unchanged:
+        # A damaged live snapshot: re-read every file (the cache still helps).
+        with contextlib.suppress(SnapshotError):
+            chunks = store.read_chunks(previous.snapshot_id, unchanged)
+    return plan_build(previous, chunks, found.seeds, params, fingerprint)
 
 
-def _carry_out(
-    plan: BuildPlan,
+def read(
+    build_plan: BuildPlan,
+    found: Scan,
     seeds_dir: Path,
     params: ChunkingParams,
-    embedder: EmbeddingModel,
+    count_tokens: Callable[[str], int],
     max_bytes: int,
-) -> _Corpus:
-    """Reuse what the plan reuses, parse and chunk the rest, in seed order."""
-    corpus = _Corpus()
-    for step in plan.files:
+) -> Corpus:
+    """Stage 3: reuse what the plan reuses, parse and chunk the rest, in seed order."""
+    files: list[SourceFile] = []
+    chunks: list[Chunk] = []
+    errors = list(found.errors)
+    articles = parsed = 0
+    for step in build_plan.files:
         if step.reuse is not None:
-            corpus.files.append(step.reuse)
-            corpus.chunks += step.chunks
-            corpus.articles += step.reuse.articles
+            files.append(step.reuse)
+            chunks += step.chunks
+            articles += step.reuse.articles
             continue
-        source = step.seed.source
-        corpus.parsed += 1
-        try:
-            fault_point("read", seeds_dir / source)
-            data = (seeds_dir / source).read_bytes()
-            problem = _too_large(len(data), max_bytes)  # it may have grown since the scan
-            if problem:
-                raise SourceError(problem)
-            text = decode_source(data)
-        except (OSError, SourceError) as error:
-            corpus.errors.append(FileError(source, str(error)))
+        parsed += 1
+        outcome = _read_file(seeds_dir, step.seed.source, params, count_tokens, max_bytes)
+        if isinstance(outcome, FileError):
+            errors.append(outcome)
             continue
-        articles = parse_articles(text)
-        chunks = chunk_articles(articles, source, text, params, embedder.count_tokens)
-        if not chunks:
-            corpus.errors.append(FileError(source, "no passages found (only a headline?)"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()  # of the bytes parsed, should the file change
-        corpus.files.append(SourceFile(source, digest, len(articles), len(chunks)))
-        corpus.chunks += chunks
-        corpus.articles += len(articles)
-    return corpus
+        record, file_chunks = outcome
+        files.append(record)
+        chunks += file_chunks
+        articles += record.articles
+    errors.sort(key=lambda e: e.file)
+    if not files:
+        reasons = "; ".join(f"{e.file}: {e.error}" for e in errors) or "no files"
+        raise BuildError(f"nothing to index in {seeds_dir} ({reasons})")
+    return Corpus(tuple(files), tuple(chunks), articles, tuple(errors), parsed)
 
 
-@dataclass
-class _Embedded:
-    """The build's vectors: one per text, and its sentences' vectors, in the texts' order."""
+def _read_file(
+    seeds_dir: Path,
+    source: str,
+    params: ChunkingParams,
+    count_tokens: Callable[[str], int],
+    max_bytes: int,
+) -> tuple[SourceFile, list[Chunk]] | FileError:
+    """One seed file's record and chunks, or why it cannot be indexed."""
+    try:
+        fault_point("read", seeds_dir / source)
+        data = (seeds_dir / source).read_bytes()
+        problem = _too_large(len(data), max_bytes)  # it may have grown since the scan
+        if problem:
+            raise SourceError(problem)
+        text = decode_source(data)
+    except (OSError, SourceError) as error:
+        return FileError(source, str(error))
+    articles = parse_articles(text)
+    chunks = chunk_articles(articles, source, text, params, count_tokens)
+    if not chunks:
+        return FileError(source, "no passages found (only a headline?)")
+    digest = hashlib.sha256(data).hexdigest()  # of the bytes parsed, should the file change
+    return SourceFile(source, digest, len(articles), len(chunks)), chunks
 
-    vectors: np.ndarray
-    sentence_vectors: list[np.ndarray]
-    computed: set[str]  # texts this build ran through the model
 
-
-def _embed(
-    texts: list[str],
-    sentences: list[list[CharSpan]],
+def embed(
+    chunks: Sequence[Chunk],
     embedder: EmbeddingModel,
     cache: EmbeddingCache,
     full: bool,
     progress: bool,
-) -> _Embedded:
-    """Each text's vector and its sentences' vectors, computing only what the cache lacks
-    (one model pass gives both)."""
-    wanted = dict(zip(texts, sentences, strict=True))
+) -> Embedded:
+    """Stage 4: each chunk's vector and its evidence sentences' vectors, computing only what
+    the cache lacks (one model pass gives both)."""
+    sentences = evidence_sentences(chunks)
+    texts = [chunk.embed_text for chunk in chunks]
+    wanted = dict(zip(texts, sentences_in_embedded_text(chunks, sentences), strict=True))
     vectors = {} if full else cache.get_many(wanted)
     spans = {} if full else cache.get_spans([text for text, found in wanted.items() if found])
     complete = [
@@ -239,23 +295,72 @@ def _embed(
             bar.update(len(batch))
     dimension = len(next(iter(vectors.values())))
     empty = np.zeros((0, dimension), dtype=np.float32)
-    return _Embedded(
+    return Embedded(
         vectors=np.stack([vectors[text] for text in texts]),
-        sentence_vectors=[spans[text] if wanted[text] else empty for text in texts],
-        computed=set(missing),
+        sentences=tuple(sentences),
+        sentence_vectors=np.concatenate([spans[t] if wanted[t] else empty for t in texts]),
+        computed=frozenset(missing),
     )
 
 
-def _sentences_by_text(
-    chunks: list[Chunk], sentences: list[tuple[int, int, int]]
-) -> list[list[CharSpan]]:
-    """Each chunk's evidence sentences as spans of the text it embeds (which may start with
-    the headline)."""
-    spans: list[list[CharSpan]] = [[] for _ in chunks]
-    for row, start, end in sentences:
-        shift = len(chunks[row].embed_text) - len(chunks[row].text)
-        spans[row].append((start + shift, end + shift))
-    return spans
+def write(
+    store: IndexStore,
+    manifest: Manifest,
+    corpus: Corpus,
+    embedded: Embedded,
+    gate: Gate | None,
+    live_id: str | None,
+) -> Written:
+    """Stage 5: write the snapshot and let the gate judge it; nothing is live yet."""
+    contents = SnapshotContents(
+        duplicate_of=duplicate_groups([(c.article_id, c.text) for c in corpus.chunks]),
+        sentences=embedded.sentences,
+        sentence_vectors=embedded.sentence_vectors,
+    )
+    written = store.write_snapshot(manifest, corpus.chunks, embedded.vectors, contents)
+    verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
+    if verdict is not None and not verdict.passed:
+        raise GateRefusedError(verdict.message)
+    return Written(written, verdict)
+
+
+def publish(
+    store: IndexStore, snapshot_id: str, live_id: str | None, settings: Settings,
+    notify: Callable[[str], None],
+) -> int:  # fmt: skip
+    """Stage 6: make the snapshot live, then prune; returns the cached vectors pruned. The
+    previous snapshot stays for servers still finishing requests on it."""
+    store.publish(snapshot_id)
+    keep = {snapshot_id} | ({live_id} if live_id else set())
+    return _clean_up(store, keep, settings.cache_keep_snapshots, notify)
+
+
+def _export_model(embedder: EmbeddingModel, store: IndexStore) -> None:
+    """Servers encode queries with the exported file and never export it themselves: it is
+    in place before any snapshot that needs it is published."""
+    if isinstance(embedder, Embedder):
+        embedder.write_onnx(store.model_file(embedder.fingerprint))
+
+
+def _index_for(settings: Settings, chunks: int) -> VectorIndexSpec:
+    return choose_index(
+        chunks, flat_limit=settings.exact_search_limit, hnsw_limit=settings.graph_search_limit,
+        index_type=settings.index_type, params=settings.index_params,
+    )  # fmt: skip
+
+
+def _manifest(
+    embedder: EmbeddingModel, params: ChunkingParams, index: VectorIndexSpec, corpus: Corpus,
+    dimension: int, label: str,
+) -> Manifest:  # fmt: skip
+    return Manifest(
+        snapshot_id=new_snapshot_id(), model_name=embedder.name,
+        model_fingerprint=embedder.fingerprint, dimension=dimension, chunking=asdict(params),
+        index_type=index.type, index_params=dict(index.params), files=list(corpus.files),
+        articles=corpus.articles, chunks=len(corpus.chunks),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"), errors=list(corpus.errors),
+        corpus=label,
+    )  # fmt: skip
 
 
 def build_index(
@@ -268,8 +373,9 @@ def build_index(
     wait_seconds: float = LOCK_WAIT_SECONDS,
     corpus_label: str = "",
     gate: Gate | None = None,
+    store: IndexStore | None = None,
 ) -> BuildReport:
-    """Parse, chunk and embed the seeds, then publish a new snapshot if anything changed.
+    """Scan, plan, read, embed, write and publish a snapshot of the seeds, if anything changed.
 
     If another build holds the lock, wait up to ``wait_seconds`` for it (saying so through
     ``notify``); with 0, fail at once with ``BuildLockedError``. ``corpus_label`` is recorded
@@ -277,82 +383,34 @@ def build_index(
     snapshot before it is published: a failing verdict discards it (``GateRefusedError``).
     """
     started = time.perf_counter()
-    store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
-    embedder = embedder or Embedder.for_index(settings, store, export=True)
+    store = store or IndexStore(settings.index_dir, settings.prune_grace_seconds)
     with store.build_lock(wait_seconds, notify):
-        if isinstance(embedder, Embedder):
-            # Servers encode queries with this file and never export it themselves: it is in
-            # place before any snapshot that needs it is published.
-            embedder.write_onnx(store.model_file(embedder.fingerprint))
+        embedder = embedder or Embedder.for_index(settings, store, export=True)
+        _export_model(embedder, store)
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
         previous = None if full else _previous(store)
         max_bytes = int(settings.max_file_mb * 1_000_000)
-        seeds, read_errors = _scan(settings.seeds_dir, max_bytes)
-        reusable = _previous_chunks(store, previous, embedder.fingerprint, params)
-        plan = plan_build(previous, reusable, seeds, params, embedder.fingerprint)
-        corpus = _carry_out(plan, settings.seeds_dir, params, embedder, max_bytes)
-        corpus.errors = sorted(read_errors + corpus.errors, key=lambda e: e.file)
-        if not corpus.files:
-            reasons = "; ".join(f"{e.file}: {e.error}" for e in corpus.errors) or "no files"
-            raise BuildError(f"nothing to index in {settings.seeds_dir} ({reasons})")
-        index = choose_index(
-            len(corpus.chunks), flat_limit=settings.exact_search_limit,
-            hnsw_limit=settings.graph_search_limit, index_type=settings.index_type,
-            params=settings.index_params,
-        )  # fmt: skip
-        manifest = Manifest(
-            snapshot_id=new_snapshot_id(),
-            model_name=embedder.name,
-            model_fingerprint=embedder.fingerprint,
-            dimension=0,
-            chunking=asdict(params),
-            index_type=index.type,
-            index_params=dict(index.params),
-            files=corpus.files,
-            articles=corpus.articles,
-            chunks=len(corpus.chunks),
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            errors=corpus.errors,
-            corpus=corpus_label,
-        )
-        if previous is not None and previous.same_content(manifest):
-            return _report(previous.snapshot_id, corpus, 0, started, published=False)
-
-        texts = [chunk.embed_text for chunk in corpus.chunks]
-        sentences = evidence_sentences(corpus.chunks)
-        with (
-            _writing("the embedding cache", store),
-            store.embedding_cache(embedder.fingerprint, notify) as cache,
-        ):
-            embedded_now = _embed(
-                texts, _sentences_by_text(corpus.chunks, sentences), embedder, cache, full,
-                progress,
-            )  # fmt: skip
-        vectors, fresh = embedded_now.vectors, embedded_now.computed
-        embedded = sum(text in fresh for text in texts)
-        manifest = replace(manifest, dimension=int(vectors.shape[1]))
-        contents = SnapshotContents(
-            duplicate_of=duplicate_groups([(c.article_id, c.text) for c in corpus.chunks]),
-            sentences=sentences,
-            sentence_vectors=np.concatenate(embedded_now.sentence_vectors),
-        )
+        found = scan(settings.seeds_dir, max_bytes)
+        build_plan = plan(store, previous, found, params, embedder.fingerprint)
+        corpus = read(build_plan, found, settings.seeds_dir, params, embedder.count_tokens,
+                      max_bytes)  # fmt: skip
+        index = _index_for(settings, len(corpus.chunks))
+        key = content_key(embedder.fingerprint, asdict(params), index, corpus.files,
+                          corpus.errors, corpus_label)  # fmt: skip
+        if previous is not None and previous.content_key() == key:
+            return _report(previous.snapshot_id, corpus, None, started)
+        with _writing("the embedding cache", store), store.embedding_cache(
+            embedder.fingerprint, notify
+        ) as cache:  # fmt: skip
+            embedded = embed(corpus.chunks, embedder, cache, full, progress)
+        manifest = _manifest(embedder, params, index, corpus, int(embedded.vectors.shape[1]),
+                             corpus_label)  # fmt: skip
         live_id = store.current_id()
         with _unpublished(store, manifest.snapshot_id), _writing("the snapshot", store):
-            store.write_snapshot(manifest, corpus.chunks, vectors, contents)
-            verdict = gate(store, manifest.snapshot_id, live_id) if gate else None
-            if verdict is not None and not verdict.passed:
-                raise GateRefusedError(verdict.message)
-            store.publish(manifest.snapshot_id)
-        # The previous snapshot stays for servers still finishing requests on it.
-        cache_pruned = _clean_up(
-            store, {manifest.snapshot_id} | ({live_id} if live_id else set()),
-            settings.cache_keep_snapshots, notify,
-        )  # fmt: skip
-        report = _report(manifest.snapshot_id, corpus, embedded, started, published=True)
-        return replace(
-            report, gate=verdict, sentences=len(sentences), computed=len(fresh),
-            cache_pruned=cache_pruned,
-        )  # fmt: skip
+            written = write(store, manifest, corpus, embedded, gate, live_id)
+            pruned = publish(store, manifest.snapshot_id, live_id, settings, notify)
+        return replace(_report(manifest.snapshot_id, corpus, embedded, started),
+                       gate=written.gate, cache_pruned=pruned)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -392,17 +450,22 @@ def _clean_up(
 
 
 def _report(
-    snapshot_id: str, corpus: _Corpus, embedded: int, started: float, published: bool
+    snapshot_id: str, corpus: Corpus, embedded: Embedded | None, started: float
 ) -> BuildReport:
+    """What a build did; ``embedded`` is None when nothing changed and nothing was published."""
+    computed = embedded.computed if embedded else frozenset()
+    embedded_chunks = sum(chunk.embed_text in computed for chunk in corpus.chunks)
     return BuildReport(
         snapshot=snapshot_id,
         files=len(corpus.files),
         articles=corpus.articles,
         chunks=len(corpus.chunks),
-        embedded=embedded,
-        reused=len(corpus.chunks) - embedded,
-        errors=corpus.errors,
+        embedded=embedded_chunks,
+        reused=len(corpus.chunks) - embedded_chunks,
+        errors=list(corpus.errors),
         seconds=round(time.perf_counter() - started, 3),
-        published=published,
+        published=embedded is not None,
         parsed=corpus.parsed,
+        sentences=len(embedded.sentences) if embedded else 0,
+        computed=len(computed),
     )

@@ -10,15 +10,14 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from indexer.dates import published_date
-from indexer.parse import Article, Span
+from indexer.parse import Article, Piece, Span
 
 ChunkKind = Literal["paragraph", "caption"]
-CHUNK_KINDS: tuple[ChunkKind, ...] = get_args(ChunkKind)
 TokenCounter = Callable[[str], int]
 
 # Group 1 is the gap between pieces: closing quotes and brackets stay with their sentence.
@@ -62,40 +61,64 @@ def embed_text_for(title: str, text: str, embed_title: bool) -> str:
     return f"{title}\n{text}" if embed_title and title else text
 
 
-def _pieces(span: Span, boundary: re.Pattern[str]) -> list[Span]:
-    """Split a span at each boundary's gap (group 1), keeping offsets into the source."""
+def _pieces(whole: Piece, boundary: re.Pattern[str]) -> list[Piece]:
+    """Split a piece at each boundary's gap (group 1), keeping offsets into the source."""
     pieces, cursor = [], 0
-    for match in boundary.finditer(span.text):
+    for match in boundary.finditer(whole.text):
         gap_start, gap_end = match.span(1)
         pieces.append(
-            Span(span.text[cursor:gap_start], span.start + cursor, span.start + gap_start)
+            Piece(whole.text[cursor:gap_start], Span(whole.start + cursor, whole.start + gap_start))
         )
         cursor = gap_end
-    pieces.append(Span(span.text[cursor:], span.start + cursor, span.end))
+    pieces.append(Piece(whole.text[cursor:], Span(whole.start + cursor, whole.end)))
     return [piece for piece in pieces if piece.text]
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Each sentence of ``text`` as (start, end) offsets, split where the chunker splits."""
-    return [(piece.start, piece.end) for piece in _pieces(Span(text, 0, len(text)), _SENTENCE_END)]
+def sentence_spans(text: str) -> list[Span]:
+    """Each sentence of ``text``, split where the chunker splits."""
+    return [piece.span for piece in _pieces(Piece(text, Span(0, len(text))), _SENTENCE_END)]
 
 
-def _merge(source_text: str, first: Span, last: Span) -> Span:
-    return Span(source_text[first.start : last.end], first.start, last.end)
+def evidence_sentences(chunks: Sequence[Chunk]) -> list[tuple[int, int, int]]:
+    """(row, start, end) of every sentence of the chunks that hold two or more: those get a
+    vector of their own so a result can point at the sentence that answers. A one-sentence
+    chunk's own vector already does."""
+    found = []
+    for row, chunk in enumerate(chunks):
+        spans = sentence_spans(chunk.text)
+        if len(spans) > 1:
+            found += [(row, start, end) for start, end in spans]
+    return found
 
 
-def split_to_fit(span: Span, source_text: str, fits: Callable[[str], bool]) -> list[Span]:
+def sentences_in_embedded_text(
+    chunks: Sequence[Chunk], sentences: Sequence[tuple[int, int, int]]
+) -> list[list[Span]]:
+    """Each chunk's evidence sentences as spans of the text it embeds, which may start with
+    the headline: offsets into ``text`` shifted by what precedes it in ``embed_text``."""
+    spans: list[list[Span]] = [[] for _ in chunks]
+    for row, start, end in sentences:
+        shift = len(chunks[row].embed_text) - len(chunks[row].text)
+        spans[row].append(Span(start + shift, end + shift))
+    return spans
+
+
+def _merge(source_text: str, first: Piece, last: Piece) -> Piece:
+    return Piece(source_text[first.start : last.end], Span(first.start, last.end))
+
+
+def split_to_fit(span: Piece, source_text: str, fits: Callable[[str], bool]) -> list[Piece]:
     """Greedily pack sentences (or, for an overlong sentence, words) into windows that fit."""
     if fits(span.text):
         return [span]
-    windows: list[Span] = []
+    windows: list[Piece] = []
     for boundary in (_SENTENCE_END, _WORD_END):
         units = _pieces(span, boundary)
         if len(units) > 1:
             break
     else:
         return [span]  # one unbreakable token run: the model truncates it
-    current: Span | None = None
+    current: Piece | None = None
     for unit in units:
         candidate = unit if current is None else _merge(source_text, current, unit)
         if fits(candidate.text):
@@ -159,9 +182,9 @@ def chunk_articles(
     return chunks
 
 
-def _passages(article: Article) -> Iterator[tuple[int, ChunkKind, Span]]:
+def _passages(article: Article) -> Iterator[tuple[int, ChunkKind, Piece]]:
     """Captions first, then body paragraphs, numbered in reading order."""
-    kinds: list[tuple[ChunkKind, Span]] = [("caption", c) for c in article.captions]
+    kinds: list[tuple[ChunkKind, Piece]] = [("caption", c) for c in article.captions]
     kinds += [("paragraph", p) for p in article.paragraphs]
     for position, (kind, span) in enumerate(kinds):
         yield position, kind, span

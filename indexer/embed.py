@@ -16,14 +16,14 @@ import numpy as np
 
 from indexer.batching import QueryBatcher
 from indexer.encoders import (
-    CharSpan,
     Encoded,
     OnnxEncoder,
     TorchEncoder,
     export_onnx,
     max_sequence_length,
 )
-from indexer.errors import ConfigurationError, ModelError, SeedsearchError
+from indexer.errors import ConfigurationError, ModelError, ModelFileMissingError
+from indexer.parse import Span
 from indexer.settings import Backend, Precision
 
 if TYPE_CHECKING:
@@ -39,8 +39,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 _SKIPPED_IN_FINGERPRINT = {"README.md", ".gitattributes"}
 QUERY_CACHE_SIZE = 1024
 # A query is a short input: two threads (which do not busy-wait) encode it a quarter faster
-# than one, and concurrent queries are batched into one call per lane (README, "The model on
-# ONNX Runtime"). Builds encode large batches on every core.
+# than one, and concurrent queries are batched into one call per lane (docs/architecture.md,
+# "The model on ONNX Runtime"). Builds encode large batches on every core.
 QUERY_THREADS = 2
 ModelFileFor = Callable[[str], Path]  # fingerprint -> where its exported ONNX file lives
 
@@ -59,14 +59,28 @@ class EmbeddingModel(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def encode_spans(self, texts: list[str], spans: list[list[CharSpan]]) -> list[Encoded]:
+    def encode_spans(self, texts: list[str], spans: list[list[Span]]) -> list[Encoded]:
         """Each text's vector, and a vector for each of its character spans (its sentences)
         computed in the context of the whole text."""
         ...
 
 
-class ModelFileMissingError(SeedsearchError):
-    """The exported ONNX model a server needs is not under the index root."""
+class QueryEncoder(Protocol):
+    """What a search needs of a model: one query's vector. Tests of the searcher's pure
+    behaviour pass a deterministic stand-in; ``Embedder`` is the real one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str:
+        """Names the vector space a query vector lives in: a snapshot whose manifest records
+        another fingerprint cannot be searched with this encoder."""
+        ...
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The query's normalized vector, shape (1, dimension)."""
+        ...
 
 
 def packaged_model_path() -> Path:
@@ -261,6 +275,6 @@ class Embedder:
         return self._encoder.encode(texts, batch_size)
 
     def encode_spans(
-        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+        self, texts: list[str], spans: list[list[Span]], batch_size: int = 32
     ) -> list[Encoded]:
         return self._encoder.encode_spans(texts, spans, batch_size)

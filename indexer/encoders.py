@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indexer.errors import ModelError
+from indexer.parse import Span
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 ONNX_OPSET = 17
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-CharSpan = tuple[int, int]  # (start, end) character offsets into a text
 # A text's vector and the vectors of the spans asked for, one row per span.
 Encoded = tuple[np.ndarray, np.ndarray]
 
@@ -50,7 +50,10 @@ def mean_pool(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def pool_spans(
-    hidden: np.ndarray, offsets: Sequence[CharSpan], spans: Sequence[CharSpan], whole: np.ndarray
+    hidden: np.ndarray,
+    offsets: Sequence[tuple[int, int]],  # each token's, as the tokenizer gives them
+    spans: Sequence[Span],
+    whole: np.ndarray,
 ) -> np.ndarray:
     """One text's span vectors: the normalized mean of the token vectors (computed in the
     context of the whole text) that overlap each character span. A span no token reaches
@@ -115,7 +118,7 @@ class OnnxEncoder:
         return np.stack([vector for vector, _ in encoded])
 
     def encode_spans(
-        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+        self, texts: list[str], spans: list[list[Span]], batch_size: int = 32
     ) -> list[Encoded]:
         """Each text's vector and its spans' vectors, from one pass of the model."""
 
@@ -158,7 +161,7 @@ class TorchEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
     def encode_spans(
-        self, texts: list[str], spans: list[list[CharSpan]], batch_size: int = 32
+        self, texts: list[str], spans: list[list[Span]], batch_size: int = 32
     ) -> list[Encoded]:
         """Each text's vector and its spans' vectors, from one pass of the transformer (the
         same tokens and pooling as sentence-transformers uses for this model)."""

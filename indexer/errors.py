@@ -1,14 +1,17 @@
 """The project's one exception family, and how every command line reports it.
 
 Every domain error derives from ``SeedsearchError`` and carries the exit code its command line
-returns. The codes are the same in every CLI (``python -m indexer``, ``python -m search_api``,
-``scripts/*.py``):
+returns. The indexer's errors live here; the service's own (``NotReadyError``, ``ClientError``)
+live in ``search_api.errors``, since the indexer never imports the service. The codes are the
+same in every CLI (``python -m indexer``, ``python -m search_api``, ``scripts/*.py``):
 
 - 0: success
 - 1: a runtime failure (nothing could be published, the index cannot be opened, the server or
   a remote service cannot be reached)
 - 2: a usage or configuration error (bad flag, bad ``SEEDSEARCH_*`` variable, bad input file)
 - 3: the build's quality gate refused to publish the new snapshot
+- 4: another build holds the build lock, so nothing was done (``build --no-wait`` says so at
+  once; ``build`` and ``rollback`` after waiting for it)
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_GATE = 3
+EXIT_LOCKED = 4
 
 
 class SeedsearchError(Exception):
@@ -44,12 +48,32 @@ class ModelError(ConfigurationError):
     """The configured embedding model cannot be found or loaded."""
 
 
+class ModelFileMissingError(SeedsearchError):
+    """The exported ONNX model a server needs is not under the index root."""
+
+
+class IndexSpecError(ConfigurationError):
+    """An index type or parameter that does not exist or cannot hold."""
+
+
+class SourceError(SeedsearchError):
+    """A seed file that cannot be read as text; the message says why.
+
+    A build records it against the file and goes on with the others."""
+
+
 class BuildError(SeedsearchError):
     """Nothing could be published; the message says why."""
 
 
 class BuildLockedError(BuildError):
     """Another build holds the index lock."""
+
+    exit_code = EXIT_LOCKED
+
+
+class JobRecordError(SeedsearchError):
+    """A rebuild job's record under the index root cannot be read."""
 
 
 class GateRefusedError(BuildError):
@@ -75,10 +99,6 @@ class ModelMismatchError(SnapshotError):
 
 class QueryTimeoutError(SeedsearchError):
     """A search ran past its time limit and was stopped."""
-
-
-class ClientError(SeedsearchError):
-    """A running search service could not answer."""
 
 
 def run_command(command: Callable[[], int]) -> int:

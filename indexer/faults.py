@@ -37,6 +37,8 @@ _ERRORS = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}
 
 def fault_point(point: str, path: Path | None = None) -> None:
     """Act here if ``SEEDSEARCH_FAULT`` names this point; otherwise do nothing."""
+    if point not in FAULT_POINTS:  # a misspelt point would never fire, and its test never fail
+        raise ValueError(f"unknown fault point {point!r}")
     name, _, action = os.environ.get(FAULT_VARIABLE, "").partition(":")
     if name != point:
         return

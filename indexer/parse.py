@@ -10,35 +10,42 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import NamedTuple
+
+from indexer.errors import SourceError
 
 ARTEFACT_LINE = "TT"
 _LINE = re.compile(r"[^\n]*\n?")
 
 
-@dataclass(frozen=True)
-class Span:
-    """A piece of text with its character offsets in the source: ``source[start:end] == text``."""
+class Span(NamedTuple):
+    """The one character span in the code: offsets ``text[start:end]`` into some text."""
 
-    text: str
     start: int
     end: int
 
 
 @dataclass(frozen=True)
+class Piece:
+    """A piece of the source text and where it sits: ``source[start:end] == text``."""
+
+    text: str
+    span: Span
+
+    @property
+    def start(self) -> int:
+        return self.span.start
+
+    @property
+    def end(self) -> int:
+        return self.span.end
+
+
+@dataclass(frozen=True)
 class Article:
     title: str
-    captions: tuple[Span, ...]
-    paragraphs: tuple[Span, ...]
-
-
-class SourceError(ValueError):
-    """A seed file that cannot be read as text; the message says why."""
-
-
-def read_source(path: Path) -> str:
-    """Read a seed file as UTF-8 text, or raise ``SourceError`` with a clear reason."""
-    return decode_source(path.read_bytes())
+    captions: tuple[Piece, ...]
+    paragraphs: tuple[Piece, ...]
 
 
 def decode_source(data: bytes) -> str:
@@ -56,18 +63,18 @@ def decode_source(data: bytes) -> str:
     return text
 
 
-def _stripped_span(text: str, start: int, end: int) -> Span:
-    """The span of ``text[start:end]`` without surrounding white space."""
+def _stripped_span(text: str, start: int, end: int) -> Piece:
+    """The piece ``text[start:end]`` without surrounding white space."""
     piece = text[start:end]
     left = len(piece) - len(piece.lstrip())
     right = len(piece.rstrip())
-    return Span(piece[left:right], start + left, start + right)
+    return Piece(piece[left:right], Span(start + left, start + right))
 
 
-def _blocks(text: str) -> list[list[Span]]:
+def _blocks(text: str) -> list[list[Piece]]:
     """Runs of non-blank lines, each line as a stripped span."""
-    blocks: list[list[Span]] = []
-    current: list[Span] = []
+    blocks: list[list[Piece]] = []
+    current: list[Piece] = []
     for match in _LINE.finditer(text):
         if not match.group():
             break
@@ -82,11 +89,11 @@ def _blocks(text: str) -> list[list[Span]]:
     return blocks
 
 
-def _block_span(text: str, block: list[Span]) -> Span:
-    return Span(text[block[0].start : block[-1].end], block[0].start, block[-1].end)
+def _block_span(text: str, block: list[Piece]) -> Piece:
+    return Piece(text[block[0].start : block[-1].end], Span(block[0].start, block[-1].end))
 
 
-def _unique(lines: list[Span]) -> tuple[Span, ...]:
+def _unique(lines: list[Piece]) -> tuple[Piece, ...]:
     """Keep the first occurrence of each distinct line."""
     seen: set[str] = set()
     kept = []
@@ -104,10 +111,10 @@ class _Header:
     first_block: int  # the headline's block: the previous article's body ends before it
     body_block: int  # the first block after the repeated headline and captions
     title: str
-    captions: tuple[Span, ...]
+    captions: tuple[Piece, ...]
 
 
-def _find_header(blocks: list[list[Span]], marker: int) -> _Header:
+def _find_header(blocks: list[list[Piece]], marker: int) -> _Header:
     """Read the header around the ``TT`` line found in ``blocks[marker]``."""
     block = blocks[marker]
     tt_at = next(i for i, line in enumerate(block) if line.text == ARTEFACT_LINE)
@@ -152,7 +159,7 @@ def parse_articles(text: str) -> list[Article]:
     return articles
 
 
-def _single_article(text: str, blocks: list[list[Span]]) -> list[Article]:
+def _single_article(text: str, blocks: list[list[Piece]]) -> list[Article]:
     """A file without markers: the first line is the headline, the rest is body."""
     if not blocks:
         return []

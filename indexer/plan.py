@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from indexer.chunk import Chunk, ChunkingParams, sentence_spans
+from indexer.chunk import Chunk, ChunkingParams
 from indexer.store import Manifest, SourceFile
 
 
@@ -29,25 +29,13 @@ class FilePlan:
     reuse: SourceFile | None = None  # the live snapshot's record, when its chunks are reused
     chunks: tuple[Chunk, ...] = ()  # the reused chunks
 
-    @property
-    def parse(self) -> bool:
-        return self.reuse is None
-
 
 @dataclass(frozen=True)
 class BuildPlan:
     files: tuple[FilePlan, ...]  # in seed order
 
-    @property
-    def to_parse(self) -> list[SeedFile]:
-        return [f.seed for f in self.files if f.parse]
 
-    @property
-    def reused(self) -> list[FilePlan]:
-        return [f for f in self.files if not f.parse]
-
-
-def can_reuse(previous: Manifest | None, fingerprint: str, params: ChunkingParams) -> bool:
+def _can_reuse(previous: Manifest | None, fingerprint: str, params: ChunkingParams) -> bool:
     """True when ``previous`` chunked and embedded files the way this build would."""
     return previous is not None and (previous.model_fingerprint, previous.chunking) == (
         fingerprint,
@@ -64,7 +52,7 @@ def plan_build(
 ) -> BuildPlan:
     """Decide, per seed file, whether the live snapshot's chunks can stand for it."""
     reusable = {}
-    if previous is not None and can_reuse(previous, fingerprint, params):
+    if previous is not None and _can_reuse(previous, fingerprint, params):
         reusable = {f.path: f for f in previous.files if previous_chunks.get(f.path)}
     plans = []
     for seed in seeds:
@@ -79,15 +67,3 @@ def plan_build(
 def texts_to_embed(texts: Sequence[str], cached: Collection[str]) -> list[str]:
     """Distinct texts without a cached vector, shortest first so each batch pads little."""
     return sorted((t for t in dict.fromkeys(texts) if t not in cached), key=len)
-
-
-def evidence_sentences(chunks: Sequence[Chunk]) -> list[tuple[int, int, int]]:
-    """(row, start, end) of every sentence of the chunks that hold two or more: those get a
-    vector of their own so a result can point at the sentence that answers. A one-sentence
-    chunk's own vector already does."""
-    found = []
-    for row, chunk in enumerate(chunks):
-        spans = sentence_spans(chunk.text)
-        if len(spans) > 1:
-            found += [(row, start, end) for start, end in spans]
-    return found

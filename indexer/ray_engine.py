@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from indexer.embed import Embedder
-from indexer.encoders import CharSpan, Encoded
+from indexer.encoders import Encoded
 from indexer.errors import ConfigurationError
+from indexer.parse import Span
 
 INSTALL_HINT = "the ray engine needs Ray: pip install -e '.[ray]'"
 
@@ -48,12 +49,12 @@ class _Worker:
                 "model on every node"
             )
 
-    def encode_spans(self, texts: list[str], spans: list[list[CharSpan]]) -> list[Encoded]:
+    def encode_spans(self, texts: list[str], spans: list[list[Span]]) -> list[Encoded]:
         return self._embedder.encode_spans(texts, spans)
 
 
 class RayEmbedder:
-    """An ``EmbeddingModel`` whose encoding runs on ``workers`` Ray actors of
+    """An ``EmbeddingModel`` whose encoding runs on ``actors`` Ray actors of
     ``cpus_per_worker`` CPUs each (the model's thread count, so actors sharing a host never
     oversubscribe it); everything else (name, fingerprint, token counting) is the local
     model's."""
@@ -63,12 +64,12 @@ class RayEmbedder:
         local: Embedder,
         model_file: Path,
         address: str | None = None,
-        workers: int = 2,
+        actors: int = 2,
         cpus_per_worker: int = 1,
     ) -> None:
         ray = _import_ray()
-        if workers < 1:
-            raise ConfigurationError("--workers must be at least 1")
+        if actors < 1:
+            raise ConfigurationError("--ray-actors must be at least 1")
         self._local = local
         local.write_onnx(model_file)  # servers need it too, whichever engine embeds
         if not ray.is_initialized():
@@ -76,7 +77,7 @@ class RayEmbedder:
             if address:
                 options["address"] = address
             else:  # a local instance, on this machine only
-                options.update(num_cpus=workers * cpus_per_worker, _node_ip_address="127.0.0.1")
+                options.update(num_cpus=actors * cpus_per_worker, _node_ip_address="127.0.0.1")
             ray.init(**options)
         onnx = ray.put(model_file.read_bytes())
         remote = ray.remote(num_cpus=cpus_per_worker)(_Worker)
@@ -84,7 +85,7 @@ class RayEmbedder:
             remote.remote(local.name if local.name != str(local.local_path) else "",
                           local.backend, local.precision, onnx, local.fingerprint,
                           cpus_per_worker)
-            for _ in range(workers)
+            for _ in range(actors)
         ]  # fmt: skip
         self._ray = ray
 
@@ -109,7 +110,7 @@ class RayEmbedder:
             self._ray.kill(actor)
         self._actors = []
 
-    def encode_spans(self, texts: list[str], spans: list[list[CharSpan]]) -> list[Encoded]:
+    def encode_spans(self, texts: list[str], spans: list[list[Span]]) -> list[Encoded]:
         """Split the batch across the actors, in order, and gather the results."""
         parts = np.array_split(np.arange(len(texts)), len(self._actors))
         futures = [

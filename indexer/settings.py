@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,9 @@ ENV_PREFIX = "SEEDSEARCH_"
 # reference). Both give interchangeable fp32 vectors; int8 vectors are another model.
 Backend = Literal["onnx", "torch"]
 Precision = Literal["fp32", "int8"]
+# Where a build's embedding runs (``--engine`` of the build and of scripts/bench_build.py).
+Engine = Literal["local", "ray"]
+ENGINES: tuple[Engine, ...] = get_args(Engine)
 # Every dev query's best passage scores at least 0.33; most off-topic queries score below 0.30.
 DEFAULT_NO_MATCH_THRESHOLD = 0.30
 # Flags whose name is not the field's name with dashes.
@@ -46,9 +49,9 @@ class Settings(BaseSettings):
     read_key: SecretStr | None = None
     # Origins a browser page elsewhere may call the API from (CORS); none by default.
     cors_origins: list[str] = Field(default_factory=list)
-    # Prepend the headline to each passage's embedded text. Off: it measured worse (README).
+    # Prepend the headline to each passage's embedded text. Off: it measured worse (docs/quality.md).
     embed_title: bool = False
-    # The vector index follows the corpus size (README, Scale): exact search up to
+    # The vector index follows the corpus size (docs/benchmarks.md, Scale): exact search up to
     # exact_search_limit chunks, an HNSW graph up to graph_search_limit, compressed inverted
     # lists (IVF) above. index_type and index_params (JSON) override the choice.
     exact_search_limit: int = Field(default=FLAT_LIMIT, ge=1)
@@ -56,7 +59,7 @@ class Settings(BaseSettings):
     index_type: IndexType | None = None
     index_params: dict[str, IndexParam] = Field(default_factory=dict)
     # A query whose best passage has a lower cosine than this gets no results and a note, in
-    # every mode (0 turns the check off; an explicit min_score replaces it). README, Quality.
+    # every mode (0 turns the check off; an explicit min_score replaces it). docs/quality.md.
     no_match_threshold: float = Field(default=DEFAULT_NO_MATCH_THRESHOLD, ge=0, le=1)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)

@@ -36,7 +36,7 @@ from indexer.build import build_index
 from indexer.chunk import sentence_spans
 from indexer.embed import Embedder
 from indexer.errors import run_command
-from indexer.settings import Settings
+from indexer.settings import ENGINES, Settings
 from indexer.store import IndexStore
 
 REFERENCE = """
@@ -166,12 +166,12 @@ def bench_ray(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
                  _node_ip_address="127.0.0.1")  # fmt: skip
-        for workers in (1, 2):
-            remote = RayEmbedder(local, store.model_file(local.fingerprint), workers=workers)
-            remote.encode_spans(["warm-up"] * workers, [[]] * workers)  # every actor is ready
-            if workers == 1:
+        for actors in (1, 2):
+            remote = RayEmbedder(local, store.model_file(local.fingerprint), actors=actors)
+            remote.encode_spans(["warm-up"] * actors, [[]] * actors)  # every actor is ready
+            if actors == 1:
                 startup = time.perf_counter() - started
-            seconds[f"ray_{workers}"] = full_build(remote)
+            seconds[f"ray_{actors}"] = full_build(remote)
             remote.close()
         ray.shutdown()
     rates = {name: round(texts / value, 1) for name, value in seconds.items()}
@@ -194,7 +194,7 @@ def bench_ray(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = benchmark_arguments(__doc__)
-    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--engine", choices=ENGINES, default="local")
     args = parser.parse_args()
     return run_command(lambda: bench_ray(args) if args.engine == "ray" else bench(args))
 

@@ -1,9 +1,11 @@
 """Measure retrieval quality: the one source of the project's quality figures.
 
 Labelled passages (JSONL of {"query", "relevant": [strings a relevant passage contains]}):
-    python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl
+    python scripts/evaluate.py --queries ../shared/eval/seed_dev_queries.jsonl [--off-topic FILE]
                                [--mode hybrid|dense|lexical|all] [--index DIR | --api URL [--api-key KEY]] [--json]
-    -> MRR@10 and recall@1/5/10 per mode, with the queries that found nothing.
+    -> MRR@10 and recall@1/5/10 per mode, with the queries that found nothing; with
+       --off-topic, the precision and recall of the "no good match" answer. --json prints
+       every figure of the table, one object per mode.
 
 BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per document:
     python scripts/evaluate.py --beir ../shared/corpora/scifact [--split test] [--mode ...]
@@ -17,7 +19,6 @@ import argparse
 import json
 import statistics
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from indexer.build import build_index
@@ -188,16 +189,11 @@ def evaluate(args: argparse.Namespace) -> int:
         else:
             reports = evaluate_passages(queries, search, modes, load_off_topic(args.off_topic))
             print(
-                json.dumps([asdict(r) for r in reports], indent=2)
+                json.dumps([r.as_json() for r in reports], indent=2)
                 if args.json
                 else format_table(reports)
             )
     return 0
-
-
-def _as_json(report: Report) -> dict[str, object]:
-    return {**asdict(report), "no_match_precision": report.no_match_precision,
-            "no_match_recall": report.no_match_recall}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,9 @@ from search_api.app import create_app
 from search_api.live import check_query_model, query_model
 from search_api.metrics import METRICS_DIR_VARIABLE
 
-# On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight,
-# a rebuild through /admin/reindex included, finish for up to this long before it exits 0.
+# On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight
+# finish for up to this long before it exits 0 (a rebuild child gets its own, longer wait:
+# search_api/jobs.py).
 GRACEFUL_SHUTDOWN_SECONDS = 120
 
 
@@ -75,7 +76,7 @@ def serve_workers(settings: Settings) -> None:
     """uvicorn's own multi-process mode, with two changes. The shared listening socket gets
     TCP_NODELAY, which accepted connections inherit: uvicorn binds it with protocol 0, so
     asyncio never sets the option on them, and every keep-alive response then waits about
-    40 ms for a delayed ACK (README, Benchmarks). And the workers keep their metrics in one
+    40 ms for a delayed ACK (docs/benchmarks.md). And the workers keep their metrics in one
     fresh folder, which ``/metrics`` from any of them adds up."""
     check_model_apart(settings)
     # Worker processes build their own app from the environment: hand them the flags there.

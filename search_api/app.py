@@ -21,14 +21,11 @@ from indexer.embed import Embedder
 from indexer.errors import QueryTimeoutError
 from indexer.settings import Settings
 from indexer.store import IndexStore
-from search_api.jobs import ReindexJobs
+from search_api.jobs import REBUILD_SHUTDOWN_SECONDS, Rebuilds
 from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
-
-# At shutdown a running rebuild gets this long to finish (builds are crash-safe regardless).
-REBUILD_SHUTDOWN_SECONDS = 600.0
 
 
 def _readable(error: RequestValidationError) -> JSONResponse:
@@ -72,15 +69,17 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
         app.state.live = live
-        watcher = asyncio.create_task(live.watch(settings.reload_interval_seconds))
+        # Rebuilds run as child processes; when one ends, its snapshot is served at once.
+        app.state.rebuilds = Rebuilds(settings, on_finish=live.refresh)
+        follower = asyncio.create_task(live.follow_current(settings.reload_interval_seconds))
         try:
             yield
         finally:
-            # A rebuild started through the API finishes before the process exits.
-            await asyncio.to_thread(app.state.jobs.wait, REBUILD_SHUTDOWN_SECONDS)
-            watcher.cancel()
+            # A rebuild this process started finishes before it exits (see search_api.jobs).
+            await asyncio.to_thread(app.state.rebuilds.wait, REBUILD_SHUTDOWN_SECONDS)
+            follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+                await follower
             live.close()
 
     # FastAPIOffline serves the /docs assets itself: machines here cannot reach a CDN.
@@ -91,7 +90,6 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.jobs = ReindexJobs()
     app.state.search_slots = threading.BoundedSemaphore(settings.max_searches_in_flight)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -7,8 +7,8 @@ from contextlib import AbstractContextManager, contextmanager
 
 import httpx
 
-from indexer.errors import ClientError
 from indexer.settings import Settings
+from search_api.errors import ClientError
 from search_api.models import SearchRequest, SearchResponse
 
 SearchFunction = Callable[[SearchRequest], SearchResponse]
@@ -48,7 +48,10 @@ def local_search(settings: Settings) -> Iterator[SearchFunction]:
 
     store = IndexStore(settings.index_dir)
     embedder = Embedder.for_index(settings, store, export=False)
-    searcher = Searcher.open_live(store, embedder, settings.no_match_threshold)
+    searcher = Searcher.open(
+        store, embedder, no_match_threshold=settings.no_match_threshold,
+        time_limit=settings.query_timeout_seconds,
+    )  # fmt: skip
     try:
         embedder.warm_up()  # so took_ms reports the query, not the model loading
         yield searcher.search

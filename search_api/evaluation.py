@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -50,6 +50,14 @@ class Report:
     def no_match_recall(self) -> float | None:
         """Of the off-topic queries, the share answered "no good match"."""
         return round(self.off_topic_no_match / self.off_topic, 4) if self.off_topic else None
+
+    def as_json(self) -> dict[str, object]:
+        """Every figure of the report, the derived no-match precision and recall included."""
+        return {
+            **asdict(self),
+            "no_match_precision": self.no_match_precision,
+            "no_match_recall": self.no_match_recall,
+        }
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:

@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from indexer.embed import Embedder
+from indexer.embed import Embedder, QueryEncoder
 from indexer.errors import NoSnapshotError, SeedsearchError
 from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD, Settings
 from indexer.store import IndexStore
+from search_api.errors import NotReadyError
 from search_api.searcher import Searcher
 
 log = logging.getLogger("seedsearch")
@@ -41,10 +42,6 @@ def query_model(settings: Settings) -> Embedder:
 def check_query_model(settings: Settings) -> None:
     """``query_model`` for a child process, which hands back nothing but an error."""
     query_model(settings)
-
-
-class NotReadyError(SeedsearchError):
-    """No snapshot can be served yet; the message tells the operator what to do."""
 
 
 @dataclass
@@ -74,7 +71,7 @@ class LiveSearcher:
     def __init__(
         self,
         store: IndexStore,
-        embedder: Embedder,
+        embedder: QueryEncoder,
         on_swap: Callable[[Searcher], None] = lambda searcher: None,
         clock: Callable[[], float] = time.monotonic,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
@@ -108,13 +105,6 @@ class LiveSearcher:
             return Health("degraded", snapshot, f"snapshot {wanted} refused: {refusal.reason}")
         return Health("ok", snapshot)
 
-    def current(self) -> Searcher:
-        """The Searcher serving now (for a quick look; requests should use ``lease``)."""
-        served = self._served
-        if served is None:
-            raise NotReadyError(self._problem)
-        return served.searcher
-
     @contextlib.contextmanager
     def lease(self) -> Iterator[Searcher]:
         """The current Searcher, kept open until the block ends even if a swap happens."""
@@ -143,7 +133,9 @@ class LiveSearcher:
             if refusal is not None and self._clock() < refusal.retry_at:
                 return False
             try:
-                self.embedder.warm_up()  # the model file arrives with the first snapshot
+                self.embedder.encode_query(
+                    "warm-up"
+                )  # the model file arrives with the first snapshot
                 searcher = self._open(snapshot_id)
             # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
             # unknown format), the server keeps serving what it has and says why, once.
@@ -158,12 +150,10 @@ class LiveSearcher:
             return True
 
     def _open(self, snapshot_id: str) -> Searcher:
-        snapshot = self.store.open_snapshot(snapshot_id)
-        try:
-            return Searcher(snapshot, self.embedder, self._no_match_threshold, self._time_limit)
-        except Exception:
-            snapshot.close()
-            raise
+        return Searcher.open(
+            self.store, self.embedder, snapshot_id,
+            no_match_threshold=self._no_match_threshold, time_limit=self._time_limit,
+        )  # fmt: skip
 
     def _refuse(self, snapshot_id: str, earlier: _Refusal | None, error: Exception) -> None:
         attempts = earlier.attempts + 1 if earlier else 1
@@ -192,11 +182,11 @@ class LiveSearcher:
         if idle:
             old.searcher.close()
 
-    async def watch(self, interval_seconds: float) -> None:
+    async def follow_current(self, interval_seconds: float) -> None:
         """Poll CURRENT until cancelled; loading happens off the event loop."""
         while True:
             await asyncio.sleep(interval_seconds)
             try:
                 await asyncio.to_thread(self.refresh)
-            except Exception:  # keep watching: one bad snapshot must not stop reloads
+            except Exception:  # keep following: one bad snapshot must not stop reloads
                 log.exception("checking for a new snapshot failed")

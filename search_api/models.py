@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     WithJsonSchema,
     field_validator,
-    model_validator,
 )
 
 from indexer.chunk import ChunkKind
@@ -31,7 +30,9 @@ MAX_OFFSET = 900
 
 MAX_FILTER_VALUES = 100
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-NOT_BLANK = r"\S"  # at least one character that is not white space
+# At least one character that is not white space by Python's rule (str.isspace), spelled out:
+# JSON Schema's \S would let through \x1c-\x1f and \x85, which the server strips as blank.
+NOT_BLANK = r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def _as_list(value: object) -> object:
@@ -96,11 +97,12 @@ class Filters(BaseModel):
             raise ValueError("a date must be a YYYY-MM-DD string")
         return value
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Filters:
+    def inverted_dates(self) -> str | None:
+        """Why nothing can match when ``date_from`` is after ``date_to``; None otherwise. A
+        valid request (no schema can state the rule), answered with no results and this note."""
         if self.date_from and self.date_to and self.date_from > self.date_to:
-            raise ValueError(f"date_from {self.date_from} is after date_to {self.date_to}")
-        return self
+            return f"date_from {self.date_from} is after date_to {self.date_to}: nothing matches"
+        return None
 
 
 class SearchRequest(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
+from indexer.parse import Span
+
 # Queries of at most this many content words count as keyword queries (see lexical_weight).
 SHORT_QUERY_TERMS = 4
 LEXICAL_WEIGHT_SHORT = 2.0
@@ -36,7 +38,7 @@ def lexical_weight(terms: Sequence[str]) -> float:
 
     Short keyword queries ("flood evacuations") are answered by the passages that hold the
     words; longer questions and claims by meaning, where exact words mislead. Chosen by 5-fold
-    cross-validation over the dev sets and SciFact's train split (README, Quality)."""
+    cross-validation over the dev sets and SciFact's train split (docs/quality.md)."""
     return LEXICAL_WEIGHT_SHORT if len(terms) <= SHORT_QUERY_TERMS else LEXICAL_WEIGHT_LONG
 
 
@@ -45,7 +47,7 @@ def article_weight(terms: Sequence[str]) -> float:
 
     Long questions and claims name what the whole article is about in words its individual
     passages may lack; keyword queries gain nothing from it. Chosen by cross-validation over
-    the dev sets and SciFact's train split (README, Quality)."""
+    the dev sets and SciFact's train split (docs/quality.md)."""
     return 0.0 if len(terms) <= SHORT_QUERY_TERMS else ARTICLE_WEIGHT_LONG
 
 
@@ -106,8 +108,8 @@ def collapse_by(
 
 def best_sentences(
     scored: Sequence[tuple[int, int, float]], margin: float = EVIDENCE_MARGIN
-) -> list[tuple[int, int]]:
-    """The (start, end) of the best-scoring sentence, and of a neighbour scoring within
+) -> list[Span]:
+    """The span of the best-scoring sentence, and of a neighbour scoring within
     ``margin`` of it (an answer often runs over two sentences), in reading order."""
     if not scored:
         return []
@@ -117,4 +119,4 @@ def best_sentences(
     runner_up = max(neighbours, key=lambda i: scored[i][2], default=None)
     if runner_up is not None and scored[runner_up][2] >= scored[best][2] - margin:
         chosen.append(runner_up)
-    return [(scored[i][0], scored[i][1]) for i in sorted(chosen)]
+    return [Span(scored[i][0], scored[i][1]) for i in sorted(chosen)]

@@ -14,12 +14,12 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 
-from indexer.build import build_index
-from indexer.errors import BuildLockedError
+from indexer.errors import BuildLockedError, SeedsearchError
 from indexer.settings import Settings
-from indexer.store import IndexStore
-from search_api.jobs import KEPT_JOBS, JobRunningError, ReindexJob, ReindexJobs
-from search_api.live import LiveSearcher, NotReadyError
+from indexer.store import KEPT_JOBS
+from search_api.errors import NotReadyError
+from search_api.jobs import Rebuilds, ReindexJob
+from search_api.live import LiveSearcher
 from search_api.metrics import Metrics
 from search_api.models import (
     DEFAULT_MODE,
@@ -51,7 +51,7 @@ ERROR_MEANINGS = {
     401: "missing or wrong X-API-Key (the admin key, or for reads the read key)",
     403: "the admin API is disabled (no SEEDSEARCH_API_KEY)",
     404: "no such article in the live snapshot",
-    409: "another build is running",
+    409: "another build is running (from the command line or another server process)",
     413: "the request body is over 64 KiB",
     431: "the request headers are over 16 KiB",
     422: "invalid request; `detail` says what to fix",
@@ -179,7 +179,7 @@ def search_get(
     date_from: Annotated[
         str | None,
         Query(
-            description="published on or after, YYYY-MM-DD (not after date_to)",
+            description="published on or after, YYYY-MM-DD (after date_to: nothing matches)",
             json_schema_extra=_DATE,
         ),
     ] = None,
@@ -268,37 +268,30 @@ def admin(
         raise HTTPException(401, "missing or wrong X-API-Key header")
 
 
-def reindex_jobs(request: Request) -> ReindexJobs:
-    jobs: ReindexJobs = request.app.state.jobs
-    return jobs
+def reindex_jobs(request: Request) -> Rebuilds:
+    rebuilds: Rebuilds = request.app.state.rebuilds
+    return rebuilds
 
 
 @router.post(
     "/admin/reindex", status_code=202, response_model=ReindexJob,
     summary="Start a rebuild from the seeds folder; the new snapshot is served when it is done",
+    description="Answers once the rebuild's process holds the build lock: 202 with the job "
+    "(running, or already finished), 409 when another build holds the lock, 500 when the "
+    "process ended before it could build (the job's record says why).",
     responses=_errors(401, 403, 409, 500),
 )  # fmt: skip
 def reindex(
     _: Annotated[None, Depends(admin)],
-    configured: Annotated[Settings, Depends(settings)],
-    live: Annotated[LiveSearcher, Depends(live_searcher)],
-    jobs: Annotated[ReindexJobs, Depends(reindex_jobs)],
+    rebuilds: Annotated[Rebuilds, Depends(reindex_jobs)],
     response: Response,
 ) -> ReindexJob:
-    store = IndexStore(configured.index_dir, configured.prune_grace_seconds)
     try:
-        # Never queue behind a running build: the caller gets a 409 and can retry.
-        with store.build_lock(wait_seconds=0, notify=lambda message: None):
-            pass
-
-        def build() -> dict[str, Any]:
-            report = build_index(configured, embedder=live.embedder, wait_seconds=0)
-            live.refresh()
-            return report.to_dict()
-
-        job = jobs.start(build)
-    except (BuildLockedError, JobRunningError) as error:
+        job = rebuilds.start()
+    except BuildLockedError as error:  # never queued: the caller can retry
         raise HTTPException(409, str(error)) from None
+    except SeedsearchError as error:
+        raise HTTPException(500, str(error)) from None
     response.headers["Location"] = f"/admin/reindex/{job.job}"
     return job
 
@@ -311,9 +304,12 @@ def reindex(
 def reindex_job(
     _: Annotated[None, Depends(admin)],
     job_id: str,
-    jobs: Annotated[ReindexJobs, Depends(reindex_jobs)],
+    rebuilds: Annotated[Rebuilds, Depends(reindex_jobs)],
 ) -> ReindexJob:
-    job = jobs.get(job_id)
+    try:
+        job = rebuilds.get(job_id)
+    except SeedsearchError as error:  # a damaged record
+        raise HTTPException(500, str(error)) from None
     if job is None:
         raise HTTPException(404, f"no rebuild {job_id!r} (the last {KEPT_JOBS} are kept)")
     return job

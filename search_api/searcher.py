@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from indexer.chunk import Chunk
-from indexer.embed import Embedder
+from indexer.embed import QueryEncoder
 from indexer.errors import ModelMismatchError
+from indexer.parse import Span
 from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import ChunkFilter, IndexStore, Snapshot
 from search_api.models import (
@@ -58,10 +59,11 @@ class Searcher:
     def __init__(
         self,
         snapshot: Snapshot,
-        embedder: Embedder,
+        embedder: QueryEncoder,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
         time_limit_seconds: float | None = None,
     ) -> None:
+        """Use ``Searcher.open``, which also closes the snapshot should this refuse it."""
         manifest = snapshot.manifest
         if manifest.model_fingerprint != embedder.fingerprint:
             raise ModelMismatchError(
@@ -76,16 +78,22 @@ class Searcher:
         self._time_limit = time_limit_seconds or None
 
     @classmethod
-    def open_live(
+    def open(
         cls,
         store: IndexStore,
-        embedder: Embedder,
+        encoder: QueryEncoder,
+        snapshot_id: str | None = None,
+        *,
         no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        time_limit: float | None = None,
     ) -> Searcher:
-        snapshot = store.open_snapshot()
+        """The one way to open a Searcher: over ``snapshot_id`` (the live one by default),
+        encoding queries with ``encoder``; ``time_limit`` seconds per search (None or 0: no
+        limit). The snapshot is closed again if anything here fails."""
+        snapshot = store.open_snapshot(snapshot_id)
         try:
-            return cls(snapshot, embedder, no_match_threshold)
-        except ModelMismatchError:
+            return cls(snapshot, encoder, no_match_threshold, time_limit)
+        except BaseException:
             snapshot.close()
             raise
 
@@ -123,8 +131,17 @@ class Searcher:
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Answer a request; ``QueryTimeoutError`` when it runs past the time limit."""
+        inverted = request.filters.inverted_dates()
+        if inverted is not None:
+            return self._empty(request, inverted)
         with self.snapshot.time_limit(self._time_limit):
             return self._search(request)
+
+    def _empty(self, request: SearchRequest, note: str) -> SearchResponse:
+        return SearchResponse(
+            query=request.query, mode=request.mode, took_ms=0.0, snapshot=self.snapshot.id,
+            note=note, results=[],
+        )  # fmt: skip
 
     def _search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
@@ -188,13 +205,11 @@ class Searcher:
             results=results,
         )
 
-    def _evidence(
-        self, vector: np.ndarray, chunks: dict[int, Chunk]
-    ) -> dict[int, list[tuple[int, int]]]:
+    def _evidence(self, vector: np.ndarray, chunks: dict[int, Chunk]) -> dict[int, list[Span]]:
         """Each row's best-answering sentence (or two); a one-sentence passage is its own."""
         scored = self.snapshot.sentence_scores(vector, list(chunks))
         return {
-            row: best_sentences(scored[row]) if row in scored else [(0, len(chunk.text))]
+            row: best_sentences(scored[row]) if row in scored else [Span(0, len(chunk.text))]
             for row, chunk in chunks.items()
         }
 

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import edge_count
 
 from indexer.build import build_index
 from indexer.embed import Embedder
@@ -44,6 +47,12 @@ def run_python(
         [sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
         capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The run's last line counts the tests that reached the real model or started a process.
+    # A plugin, not this conftest's hooks: those never see session fixtures being set up.
+    config.pluginmanager.register(edge_count, "edge_count")
 
 
 def shared(path: Path) -> Path:
@@ -91,7 +100,39 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) 
 
 @pytest.fixture(scope="session")
 def searcher(seed_settings: Settings, embedder: Embedder) -> Iterator[Searcher]:
-    opened = Searcher.open_live(IndexStore(seed_settings.index_dir), embedder)
+    opened = Searcher.open(IndexStore(seed_settings.index_dir), embedder)
+    yield opened
+    opened.close()
+
+
+# Between the stand-in's best cosines for the queries its tests ask (0.21 and up) and, over
+# the seed passages, for every off-topic query of tests/data (0.18 at most, from words that
+# share their first five letters with a seed word).
+STAND_IN_NO_MATCH_THRESHOLD = 0.2
+
+
+@pytest.fixture(scope="session")
+def stand_in_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The seed file's index, as ``seed_settings`` but built by the stand-in model in
+    milliseconds (real parsing, chunking, FAISS and SQLite); tests must not change it."""
+    root = tmp_path_factory.mktemp("stand-in-index")
+    settings = Settings(seeds_dir=new_corpus(root / "seeds"), index_dir=root / "index")
+    build_index(settings, embedder=HashEmbedder())
+    return settings
+
+
+def open_stand_in(index_dir: Path) -> Searcher:
+    """A Searcher over an index the stand-in model built, encoding queries with it."""
+    return Searcher.open(
+        IndexStore(index_dir), HashEmbedder(), no_match_threshold=STAND_IN_NO_MATCH_THRESHOLD
+    )
+
+
+@pytest.fixture(scope="session")
+def stand_in_searcher(stand_in_settings: Settings) -> Iterator[Searcher]:
+    """The searcher's pure behaviour (paging, collapse, dedupe, filters, min_score, "no good
+    match", explain, highlights) tested without the real model."""
+    opened = open_stand_in(stand_in_settings.index_dir)
     yield opened
     opened.close()
 
@@ -197,14 +238,34 @@ def live_server(server: Server) -> str:
     return server.url
 
 
+_WORD = re.compile(r"[^\W_]+")
+_STOPWORDS = frozenset(
+    "a an and are as at be by for from has have how in is it its of on or that the this to was "
+    "were what when where which who why will with".split()
+)
+
+
+def stand_in_terms(text: str) -> list[str]:
+    """The stand-in model's words: lower-cased, stop words dropped (unless nothing else is
+    left), a plural s dropped and cut to five letters, a crude stemmer that lets
+    "evacuations" meet "evacuated" and "homes" meet "home"."""
+    words = _WORD.findall(text.casefold())
+    content = [w for w in words if w not in _STOPWORDS] or words
+    return [w.removesuffix("s")[:5] if len(w) > 3 else w for w in content] or [text]
+
+
 class HashEmbedder:
-    """A deterministic stand-in for the model, for tests of pure build logic: each text maps
-    to a fixed unit vector derived from its digest. Words count as tokens."""
+    """A deterministic stand-in for the model, for the build and the query side: a text's
+    vector is its bag of words (``stand_in_terms``), each word hashed to one of 4,096
+    dimensions with a hashed sign, normalised. A query sharing words with a passage is close
+    to it, one sharing none scores about 0: cosines mean something, so "no good match" can be
+    tested. Milliseconds per build of the seed file. Words count as tokens."""
 
     name = "hash-stand-in"
-    fingerprint = "0" * 64
+    dimension = 4096
+    # Names the vector space: the real model (and any other) refuses these snapshots.
+    fingerprint = hashlib.sha256(f"{name}:bag-of-words:{dimension}".encode()).hexdigest()
     max_tokens = 254
-    dimension = 8
 
     def __init__(self) -> None:
         self.encoded: list[str] = []
@@ -226,11 +287,15 @@ class HashEmbedder:
             for text, vector, found in zip(texts, vectors, spans, strict=True)
         ]
 
+    def encode_query(self, query: str) -> np.ndarray:
+        return self._vectors([query])
+
     def _vectors(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        rows = [
-            np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], dtype=np.uint8) for t in texts
-        ]
-        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dimension) + 1.0
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for term in stand_in_terms(text):
+                bits = int.from_bytes(hashlib.blake2b(term.encode(), digest_size=8).digest())
+                vectors[row, bits % self.dimension] += 1.0 if bits >> 63 else -1.0
+            if not vectors[row].any():  # words whose hashes cancelled out
+                vectors[row, 0] = 1.0
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -1,24 +1,30 @@
-"""The app in-process (real model, real snapshot): configurations a shared server cannot show."""
+"""The app in-process (real model, real snapshot): configurations a shared server cannot show;
+and the live searcher's swaps, on the stand-in model."""
 
 from __future__ import annotations
 
 import logging
 import shutil
-import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SEED_FILE
+from conftest import SEED_FILE, STAND_IN_NO_MATCH_THRESHOLD, HashEmbedder
 from fastapi.testclient import TestClient
 
-from indexer.embed import Embedder
-from indexer.errors import BuildError
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.app import create_app
-from search_api.jobs import JobRunningError, ReindexJobs
 from search_api.live import RETRY_FIRST_SECONDS, LiveSearcher
 from search_api.models import SearchRequest
+from search_api.searcher import Searcher
+
+
+def serving(live: LiveSearcher) -> Searcher:
+    """The Searcher a request starting now would get."""
+    with live.lease() as searcher:
+        return searcher
 
 
 def test_without_a_configured_key_the_admin_api_is_disabled(seed_settings: Settings) -> None:
@@ -37,23 +43,30 @@ def test_before_any_build_search_says_how_to_build(tmp_path: Path) -> None:
         assert client.get("/").status_code == 200
 
 
+def stand_in_live(store: IndexStore, clock: Callable[[], float] = time.monotonic) -> LiveSearcher:
+    """A live searcher over ``store`` that encodes queries with the stand-in model."""
+    return LiveSearcher(
+        store, HashEmbedder(), clock=clock, no_match_threshold=STAND_IN_NO_MATCH_THRESHOLD
+    )
+
+
 def test_a_broken_snapshot_is_refused_and_the_live_one_kept(
-    seed_settings: Settings, tmp_path: Path, embedder: Embedder
+    stand_in_settings: Settings, tmp_path: Path
 ) -> None:
     root = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir, root)
+    shutil.copytree(stand_in_settings.index_dir, root)
     store = IndexStore(root)
-    live = LiveSearcher(store, embedder)
+    live = stand_in_live(store)
     assert live.refresh()
-    good = live.current().snapshot.id
+    good = serving(live).snapshot.id
     broken = root / "snapshots" / "broken"
     shutil.copytree(root / "snapshots" / good, broken)
     (broken / "manifest.json").write_text("{not json", encoding="utf-8")
     store.publish("broken")
     assert not live.refresh()
-    assert live.current().snapshot.id == good
+    assert serving(live).snapshot.id == good
     assert store.current_id() == "broken"
-    assert SEED_FILE.name in {f.path for f in live.current().snapshot.manifest.files}
+    assert SEED_FILE.name in {f.path for f in serving(live).snapshot.manifest.files}
 
 
 def clone_snapshot(root: Path, source_id: str, new_id: str) -> Path:
@@ -66,27 +79,27 @@ def clone_snapshot(root: Path, source_id: str, new_id: str) -> Path:
 
 
 @pytest.fixture
-def live_root(seed_settings: Settings, tmp_path: Path) -> Path:
+def live_root(stand_in_settings: Settings, tmp_path: Path) -> Path:
     root = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir, root)
+    shutil.copytree(stand_in_settings.index_dir, root)
     return root
 
 
 def test_a_refused_snapshot_is_retried_after_a_back_off_and_logged_once(
-    live_root: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
+    live_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = IndexStore(live_root)
     now = [0.0]
-    live = LiveSearcher(store, embedder, clock=lambda: now[0])
+    live = stand_in_live(store, clock=lambda: now[0])
     assert live.refresh()
-    good = live.current().snapshot.id
+    good = serving(live).snapshot.id
     pending = clone_snapshot(live_root, good, "29990101T000000000000Z")
     vectors = (pending / "vectors.faiss").read_bytes()
     (pending / "vectors.faiss").write_bytes(vectors[:100])  # still arriving on shared storage
     store.publish(pending.name)
     with caplog.at_level(logging.ERROR, logger="seedsearch"):
         assert not live.refresh()
-        assert live.current().snapshot.id == good
+        assert serving(live).snapshot.id == good
         now[0] += RETRY_FIRST_SECONDS  # retried after the back-off, and refused again
         assert not live.refresh()
         (pending / "vectors.faiss").write_bytes(vectors)  # the file has arrived
@@ -94,50 +107,26 @@ def test_a_refused_snapshot_is_retried_after_a_back_off_and_logged_once(
         assert not live.refresh()
         now[0] += RETRY_FIRST_SECONDS
         assert live.refresh()
-    assert live.current().snapshot.id == pending.name
+    assert serving(live).snapshot.id == pending.name
     refusals = [r for r in caplog.records if pending.name in r.getMessage()]
     assert len(refusals) == 1
 
 
-def test_a_replaced_snapshot_closes_when_its_last_request_ends(
-    live_root: Path, embedder: Embedder
-) -> None:
+def test_a_replaced_snapshot_closes_when_its_last_request_ends(live_root: Path) -> None:
     store = IndexStore(live_root)
-    live = LiveSearcher(store, embedder)
+    live = stand_in_live(store)
     assert live.refresh()
-    first = live.current().snapshot.id
+    first = serving(live).snapshot.id
     with live.lease() as in_flight:
         store.publish(clone_snapshot(live_root, first, "29990101T000000000000Z").name)
         assert live.refresh()
         assert not in_flight.snapshot.closed  # the request in flight finishes on it
         assert in_flight.search(SearchRequest(query="flood evacuations", k=1)).results
     assert in_flight.snapshot.closed
-    idle = live.current()
+    idle = serving(live)
     store.publish(clone_snapshot(live_root, first, "29990102T000000000000Z").name)
     assert live.refresh()
-    assert idle.snapshot.closed and not live.current().snapshot.closed
-
-
-def test_rebuilds_through_the_api_run_one_at_a_time_and_report_how_they_ended() -> None:
-    jobs, release = ReindexJobs(), threading.Event()
-    first = jobs.start(lambda: {"published": release.wait(30)})
-    with pytest.raises(JobRunningError, match=first.job):
-        jobs.start(lambda: {})
-    release.set()
-    jobs.wait(30)
-    done = jobs.get(first.job)
-    assert done is not None and done.state == "succeeded" and done.report == {"published": True}
-
-    def broken() -> dict[str, object]:
-        raise BuildError("nothing to index in seeds")
-
-    failed = jobs.start(broken)
-    jobs.wait(30)
-    after = jobs.get(failed.job)
-    assert (
-        after is not None and after.state == "failed" and after.error == "nothing to index in seeds"
-    )
-    assert jobs.get("unknown") is None
+    assert idle.snapshot.closed and not serving(live).snapshot.closed
 
 
 def test_a_search_past_its_time_limit_gets_503_with_retry_after(seed_settings: Settings) -> None:

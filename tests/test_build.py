@@ -32,7 +32,7 @@ Civil protection officials ordered residents to leave their homes before dawn.
 
 
 def search_texts(settings: Settings, embedder: Embedder, query: str, k: int = 5) -> list[str]:
-    searcher = Searcher.open_live(IndexStore(settings.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(settings.index_dir), embedder)
     try:
         return [r.text for r in searcher.search(SearchRequest(query=query, k=k)).results]
     finally:
@@ -229,7 +229,7 @@ def test_large_corpora_switch_to_an_approximate_index(corpus: Settings, embedder
     corpus = corpus.model_copy(update={"exact_search_limit": 10})
     build_index(corpus, embedder=embedder)
     assert live_manifest(corpus.index_dir).index_type == "hnsw"
-    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(corpus.index_dir), embedder)
     top = searcher.search(SearchRequest(query="flood evacuations", k=3, mode="dense")).results
     assert any(r.text.startswith("Morocco has evacuated") for r in top)
     # A filter on an approximate index still returns every passage of the article.
@@ -267,7 +267,7 @@ def test_repeated_paragraphs_are_distinct_passages(corpus: Settings, embedder: E
     (corpus.seeds_dir / "storm.txt").write_text(text, encoding="utf-8")
     report = build_index(corpus, embedder=embedder)
     assert (report.chunks, report.embedded) == (49, 3)
-    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(corpus.index_dir), embedder)
     request = SearchRequest(
         query="stay indoors", k=10, mode="lexical", filters={"source": "storm.txt"}
     )
@@ -332,7 +332,7 @@ def test_an_overlong_paragraph_is_split_into_windows_the_model_can_read(
         f"Barriers Raised Along River\n\n{sentences}\n", encoding="utf-8"
     )
     build_index(corpus, embedder=embedder)
-    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(corpus.index_dir), embedder)
     windows = searcher.search(
         SearchRequest(
             query="flood barrier raised", k=100, mode="lexical", filters={"source": ["long.txt"]}
@@ -360,6 +360,6 @@ def test_a_snapshot_of_an_older_format_is_rebuilt_not_reused(
     assert again.published and again.parsed == 1 and again.computed == 0  # all from the cache
     assert again.sentences == first.sentences > 0
     request = SearchRequest(query="flood evacuations", k=1)
-    searcher = Searcher.open_live(IndexStore(corpus.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(corpus.index_dir), embedder)
     assert searcher.search(request).results[0].published == "2026-02-01"
     searcher.close()

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.chunk import ChunkingParams, chunk_articles, split_to_fit
-from indexer.parse import Span, parse_articles
+from indexer.parse import Piece, Span, parse_articles
 
 SEED_TEXT = SEED_FILE.read_text(encoding="utf-8")
 PARAMS = ChunkingParams(max_tokens=254, embed_title=True)
@@ -76,7 +76,7 @@ def test_the_headline_counts_against_the_window_when_it_is_embedded() -> None:
 )
 def test_windows_cover_the_paragraph_and_keep_offsets(text: str) -> None:
     source = "pre " + text
-    span = Span(source[4:], 4, len(source))
+    span = Piece(source[4:], Span(4, len(source)))
     if not span.text.strip():
         return
     windows = split_to_fit(span, source, lambda t: count_words(t) <= 8)

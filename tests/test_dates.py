@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.dates import published_date
-from indexer.parse import Article, Span, parse_articles
+from indexer.parse import Article, Piece, Span, parse_articles
 
 
 def article(*paragraphs: str, captions: tuple[str, ...] = ()) -> Article:
-    def span(text: str) -> Span:
-        return Span(text, 0, len(text))
+    def span(text: str) -> Piece:
+        return Piece(text, Span(0, len(text)))
 
     return Article("Headline", tuple(map(span, captions)), tuple(map(span, paragraphs)))
 
@@ -140,8 +140,8 @@ def test_an_article_with_no_text_has_no_date() -> None:
 def test_any_text_gives_a_date_or_none_and_never_raises(
     title: str, captions: list[str], paragraphs: list[str]
 ) -> None:
-    def span(text: str) -> Span:
-        return Span(text, 0, len(text))
+    def span(text: str) -> Piece:
+        return Piece(text, Span(0, len(text)))
 
     parsed = Article(title, tuple(map(span, captions)), tuple(map(span, paragraphs)))
     assert published_date(parsed) is None or isinstance(published_date(parsed), datetime.date)

@@ -17,7 +17,7 @@ from indexer.chunk import ChunkingParams, chunk_articles, sentence_spans
 from indexer.embed import Embedder
 from indexer.encoders import pool_spans
 from indexer.errors import EXIT_FAILURE
-from indexer.parse import parse_articles, read_source
+from indexer.parse import decode_source, parse_articles
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.models import SearchRequest
@@ -27,7 +27,7 @@ HEAVY_MODULES = ("torch", "transformers", "sentence_transformers")
 
 
 def seed_chunk_texts(embedder: Embedder) -> list[str]:
-    text = read_source(SEED_FILE)
+    text = decode_source(SEED_FILE.read_bytes())
     params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=False)
     chunks = chunk_articles(
         parse_articles(text), SEED_FILE.name, text, params, embedder.count_tokens
@@ -92,7 +92,7 @@ def test_an_index_built_on_torch_serves_on_onnx_without_re_embedding(
     assert IndexStore(settings.index_dir).model_file(embedder.fingerprint).is_file()
     again = build_index(settings, embedder=embedder)
     assert (again.published, again.embedded) == (False, 0)
-    searcher = Searcher.open_live(IndexStore(settings.index_dir), embedder)
+    searcher = Searcher.open(IndexStore(settings.index_dir), embedder)
     try:
         top = searcher.search(SearchRequest(query="flood evacuations", k=3, mode="dense"))
     finally:

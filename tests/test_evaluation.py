@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED, shared
 
 from indexer.errors import UsageError
-from indexer.parse import parse_articles, read_source
+from indexer.parse import decode_source, parse_articles
 from search_api.beir import (
     document_id,
     load_beir_queries,
@@ -80,9 +80,10 @@ def test_beir_documents_become_one_article_seed_files(tmp_path: Path) -> None:
             {"_id": "7", "title": "", "text": "No title here.", "metadata": {}}]  # fmt: skip
     (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
     assert write_beir_seeds(folder, tmp_path / "seeds") == 2
-    [article] = parse_articles(read_source(tmp_path / "seeds" / "42.txt"))
+    seeds = tmp_path / "seeds"
+    [article] = parse_articles(decode_source((seeds / "42.txt").read_bytes()))
     assert article.title == "A Title" and [p.text for p in article.paragraphs] == [
         "First sentence. Second one."
     ]
-    assert parse_articles(read_source(tmp_path / "seeds" / "7.txt"))[0].title == "Document 7"
+    assert parse_articles(decode_source((seeds / "7.txt").read_bytes()))[0].title == "Document 7"
     assert document_id("sub/42.txt") == "42"

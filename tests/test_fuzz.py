@@ -1,10 +1,16 @@
 """Hostile input against a real server: schemathesis generates requests from the app's own
 OpenAPI schema and runs all its checks (no 5xx, every answer matches the schema, no
-schema-valid request refused, no schema-violating one accepted), then hand-picked edge cases."""
+schema-valid request refused, no schema-violating one accepted), operation by operation and as
+the command line runs them (with the stateful phase, which chains calls), then hand-picked edge
+cases."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,26 +22,31 @@ from schemathesis import GenerationMode
 
 from search_api.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES
 
-EXAMPLES_PER_OPERATION = 60  # x 7 operations x 2 modes
+EXAMPLES_PER_OPERATION = 60  # x 8 operations x 2 modes
+CLI_EXAMPLES_PER_OPERATION = 100
+TESTS = Path(__file__).resolve().parent
 
 
-def _ordered_dates(filters: Any) -> bool:
-    """date_from <= date_to: a rule across two fields that JSON Schema cannot state (the API
-    answers 422 when it is broken, which the README documents)."""
+def _inverted_dates(filters: Any) -> bool:
+    """date_from after date_to: a rule across two fields that JSON Schema cannot state, so such
+    a request is valid and matches nothing."""
     if not isinstance(filters, dict):
-        return True
+        return False
     start, end = filters.get("date_from"), filters.get("date_to")
-    return not (isinstance(start, str) and isinstance(end, str) and start > end)
+    return isinstance(start, str) and isinstance(end, str) and start > end
 
 
-@schemathesis.hook
-def filter_query(context: Any, query: Any) -> bool:
-    return _ordered_dates(query)
-
-
-@schemathesis.hook
-def filter_body(context: Any, body: Any) -> bool:
-    return _ordered_dates(body.get("filters") if isinstance(body, dict) else None)
+@schemathesis.check
+def an_inverted_date_range_matches_nothing(ctx: Any, response: Any, case: Any) -> None:
+    """A search whose date_from is after its date_to: no results, and a note saying so."""
+    if case.operation.path != "/search" or response.status_code != 200:
+        return
+    body = case.body if isinstance(case.body, dict) else {}
+    if not _inverted_dates(case.query if case.method.upper() == "GET" else body.get("filters")):
+        return
+    answer = response.json()
+    assert answer["results"] == [], "an inverted date range returned results"
+    assert "date_from" in (answer.get("note") or ""), "an inverted date range has no note"
 
 
 # Every operation of the schema (a test below checks that the list is complete).
@@ -84,6 +95,27 @@ def test_the_api_does_what_its_schema_says(
         case.call_and_validate()
 
     check()
+
+
+def test_schemathesis_run_with_every_check_and_phase_finds_no_failure(
+    server: Server, tmp_path: Path
+) -> None:
+    """The command line's run: examples, coverage, fuzzing and the stateful phase (which
+    follows links between operations, such as a search's article_id into /articles), with every
+    check, this module's included. Seeded, so a failure can be replayed."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"), "run", f"{server.url}/openapi.json",
+            "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
+            "--max-examples", str(CLI_EXAMPLES_PER_OPERATION), "--seed", "1",
+            "--generation-database", "none", "--workers", "1", "--no-color",
+        ],
+        # This module is the hooks file too, so the run applies its check; it imports conftest.
+        cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": __file__, "PYTHONPATH": str(TESTS)},
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    assert "✅ Stateful" in done.stdout  # it ran (a schema without links would skip it)
 
 
 def _post(server: Server, content: str | bytes, **headers: str) -> httpx.Response:

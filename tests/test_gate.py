@@ -1,4 +1,5 @@
-"""The build's quality gate, with the real model and the seed dev queries."""
+"""The build's quality gate, with the real model (and the stand-in, as the model before a
+change) and the seed dev queries."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SEED_FILE, bbc_files, new_corpus, run_python
+from conftest import (
+    SEED_FILE,
+    STAND_IN_NO_MATCH_THRESHOLD,
+    HashEmbedder,
+    bbc_files,
+    new_corpus,
+    run_python,
+)
 
-from indexer.build import build_index
+from indexer.build import Gate, build_index
 from indexer.embed import Embedder
-from indexer.errors import EXIT_GATE, EXIT_USAGE, GateRefusedError
+from indexer.errors import EXIT_GATE, EXIT_USAGE, GateRefusedError, SnapshotError
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.gate import mrr_gate
@@ -90,3 +98,93 @@ def test_with_no_live_snapshot_the_gate_publishes_and_says_so(
     report = build_index(settings, embedder=embedder, gate=gate)
     assert report.published and report.gate is not None and report.gate.passed
     assert "no live snapshot" in report.gate.message and report.gate.candidate > 0.8
+
+
+def stand_in_gate(queries: Path) -> Gate:
+    return mrr_gate(queries, HashEmbedder(), 0.02, STAND_IN_NO_MATCH_THRESHOLD)
+
+
+def test_the_gate_records_its_figure_beside_the_snapshot_and_verify_checks_it(
+    tmp_path: Path, seed_queries: Path
+) -> None:
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    report = build_index(settings, embedder=HashEmbedder(), gate=stand_in_gate(seed_queries))
+    store = IndexStore(settings.index_dir)
+    record = store.gate_record(report.snapshot)
+    assert report.gate is not None and record is not None
+    assert record.mrr_at_10 == round(report.gate.candidate, 6) and record.tolerance == 0.02
+    assert record.model_fingerprint == HashEmbedder.fingerprint
+    assert store.verify().snapshot_id == report.snapshot
+    gate_file = settings.index_dir / "snapshots" / report.snapshot / "gate.json"
+    gate_file.write_text(gate_file.read_text().replace(report.snapshot, "20990101T000000Z"))
+    with pytest.raises(SnapshotError, match=r"gate\.json belongs to another snapshot"):
+        store.verify()
+    gate_file.write_text("{")
+    with pytest.raises(SnapshotError, match=r"gate\.json is damaged"):
+        store.verify()
+
+
+@pytest.fixture
+def gated_stand_in(tmp_path: Path, seed_queries: Path) -> Settings:
+    """A live snapshot built and gated with the stand-in model, as before a model change."""
+    settings = Settings(
+        seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index",
+        prune_grace_seconds=0,
+    )  # fmt: skip
+    build_index(settings, embedder=HashEmbedder(), gate=stand_in_gate(seed_queries))
+    return settings
+
+
+def test_after_a_model_change_the_gate_compares_with_the_recorded_figure(
+    gated_stand_in: Settings, embedder: Embedder, seed_queries: Path
+) -> None:
+    store = IndexStore(gated_stand_in.index_dir)
+    before = store.live_id()
+    recorded = store.gate_record(before)
+    assert recorded is not None and recorded.mrr_at_10 > 0.1  # the stand-in finds some answers
+    # The bundled model over articles that do not answer the queries: worse than recorded.
+    (gated_stand_in.seeds_dir / SEED_FILE.name).unlink()
+    for path in bbc_files(3):
+        shutil.copy(path, gated_stand_in.seeds_dir / path.name)
+    gate = mrr_gate(seed_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    with pytest.raises(GateRefusedError, match="recorded when the live snapshot was gated"):
+        build_index(gated_stand_in, embedder=embedder, gate=gate)
+    assert store.current_id() == before
+    # With the answers back, the bundled model beats the recorded figure and publishes.
+    for path in bbc_files(3):
+        (gated_stand_in.seeds_dir / path.name).unlink()
+    shutil.copy(SEED_FILE, gated_stand_in.seeds_dir / SEED_FILE.name)
+    report = build_index(gated_stand_in, embedder=embedder, gate=gate)
+    assert report.published and report.gate is not None and report.gate.passed
+    assert report.gate.live == recorded.mrr_at_10 and report.gate.candidate > recorded.mrr_at_10
+
+
+def test_without_a_comparable_figure_the_gate_publishes_and_says_why(
+    tmp_path: Path, gated_stand_in: Settings, embedder: Embedder, seed_queries: Path
+) -> None:
+    other_queries = tmp_path / "other.jsonl"
+    other_queries.write_text(seed_queries.read_text().splitlines()[0] + "\n")
+    gate = mrr_gate(other_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    report = build_index(gated_stand_in, embedder=embedder, gate=gate)
+    assert report.published and report.gate is not None and report.gate.live is None
+    assert "published without a comparison" in report.gate.message
+    assert "gated with another query file" in report.gate.message
+    never_gated = Settings(
+        seeds_dir=gated_stand_in.seeds_dir, index_dir=tmp_path / "never-gated"
+    )  # fmt: skip
+    build_index(never_gated, embedder=HashEmbedder())
+    report = build_index(never_gated, embedder=embedder, gate=gate)
+    assert report.published and report.gate is not None and "never gated" in report.gate.message
+
+
+def test_after_a_model_change_the_command_line_says_in_one_line_why_it_published(
+    tmp_path: Path, seed_queries: Path
+) -> None:
+    settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
+    build_index(settings, embedder=HashEmbedder())
+    args = ["-m", "indexer", "build", "--seeds", str(settings.seeds_dir),
+            "--index", str(settings.index_dir), "--gate", str(seed_queries)]  # fmt: skip
+    done = run_python(*args)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stdout.splitlines() if "gate:" in line]
+    assert len(said) == 1 and "published without a comparison" in said[0], done.stdout

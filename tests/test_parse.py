@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import SEED_FILE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.parse import ARTEFACT_LINE, SourceError, parse_articles, read_source
+from indexer.errors import SourceError
+from indexer.parse import ARTEFACT_LINE, decode_source, parse_articles
 
 SEED_TEXT = SEED_FILE.read_text(encoding="utf-8")
 
@@ -101,11 +100,9 @@ def _assert_offsets_hold(text: str) -> None:
     [(b"Title\n\n\xff\xfe bad bytes\n", "not valid UTF-8"), (b"", "empty"), (b" \n\n", "empty"),
      (b"\x89PNG\r\n\x1a\n\x00\x00", "binary")],
 )  # fmt: skip
-def test_unreadable_files_raise_a_clear_reason(tmp_path: Path, content: bytes, reason: str) -> None:
-    path = tmp_path / "bad.txt"
-    path.write_bytes(content)
+def test_unreadable_files_raise_a_clear_reason(content: bytes, reason: str) -> None:
     with pytest.raises(SourceError, match=reason):
-        read_source(path)
+        decode_source(content)
 
 
 def test_captions_in_blocks_of_their_own_before_the_marker_belong_to_the_next_article() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from indexer.chunk import Chunk, ChunkingParams
-from indexer.plan import SeedFile, plan_build, texts_to_embed
+from indexer.plan import BuildPlan, FilePlan, SeedFile, plan_build, texts_to_embed
 from indexer.store import Manifest, SourceFile, snapshots_to_prune
 
 PARAMS = ChunkingParams(max_tokens=254, embed_title=False)
@@ -29,6 +29,14 @@ def manifest(
     )  # fmt: skip
 
 
+def to_parse(plan: BuildPlan) -> list[SeedFile]:
+    return [f.seed for f in plan.files if f.reuse is None]
+
+
+def reused(plan: BuildPlan) -> list[FilePlan]:
+    return [f for f in plan.files if f.reuse is not None]
+
+
 PREVIOUS = manifest([SourceFile("a.txt", "1" * 64, 1, 1), SourceFile("b.txt", "2" * 64, 1, 1)])
 PREVIOUS_CHUNKS = {"a.txt": [chunk("a.txt", "alpha")], "b.txt": [chunk("b.txt", "beta")]}
 
@@ -36,36 +44,38 @@ PREVIOUS_CHUNKS = {"a.txt": [chunk("a.txt", "alpha")], "b.txt": [chunk("b.txt", 
 def test_a_first_build_parses_every_file() -> None:
     seeds = [SeedFile("a.txt", "1" * 64), SeedFile("b.txt", "2" * 64)]
     plan = plan_build(None, {}, seeds, PARAMS, FINGERPRINT)
-    assert plan.to_parse == seeds and plan.reused == []
+    assert to_parse(plan) == seeds and reused(plan) == []
 
 
 def test_unchanged_files_reuse_their_chunks_and_changed_or_new_ones_are_parsed() -> None:
     seeds = [SeedFile("a.txt", "1" * 64), SeedFile("b.txt", "9" * 64), SeedFile("c.txt", "3" * 64)]
     plan = plan_build(PREVIOUS, PREVIOUS_CHUNKS, seeds, PARAMS, FINGERPRINT)
     assert [f.seed.source for f in plan.files] == ["a.txt", "b.txt", "c.txt"]  # seed order kept
-    assert [(f.seed.source, f.chunks) for f in plan.reused] == [
+    assert [(f.seed.source, f.chunks) for f in reused(plan)] == [
         ("a.txt", (chunk("a.txt", "alpha"),))
     ]
-    assert [s.source for s in plan.to_parse] == ["b.txt", "c.txt"]
+    assert [s.source for s in to_parse(plan)] == ["b.txt", "c.txt"]
 
 
 def test_a_deleted_file_is_simply_not_planned() -> None:
     plan = plan_build(PREVIOUS, PREVIOUS_CHUNKS, [SeedFile("b.txt", "2" * 64)], PARAMS, FINGERPRINT)
-    assert [f.seed.source for f in plan.files] == ["b.txt"] and plan.to_parse == []
+    assert [f.seed.source for f in plan.files] == ["b.txt"] and to_parse(plan) == []
 
 
 def test_another_model_or_chunking_reuses_nothing() -> None:
     seeds = [SeedFile("a.txt", "1" * 64)]
     other_model = manifest(PREVIOUS.files, fingerprint="e" * 64)
-    assert plan_build(other_model, PREVIOUS_CHUNKS, seeds, PARAMS, FINGERPRINT).to_parse == seeds
+    assert to_parse(plan_build(other_model, PREVIOUS_CHUNKS, seeds, PARAMS, FINGERPRINT)) == seeds
     other_chunking = manifest(PREVIOUS.files, max_tokens=126)
-    assert plan_build(other_chunking, PREVIOUS_CHUNKS, seeds, PARAMS, FINGERPRINT).to_parse == seeds
+    assert (
+        to_parse(plan_build(other_chunking, PREVIOUS_CHUNKS, seeds, PARAMS, FINGERPRINT)) == seeds
+    )
 
 
 def test_a_file_whose_stored_chunks_are_missing_is_parsed_again() -> None:
     seeds = [SeedFile("a.txt", "1" * 64)]
     plan = plan_build(PREVIOUS, {"a.txt": []}, seeds, PARAMS, FINGERPRINT)
-    assert plan.to_parse == seeds
+    assert to_parse(plan) == seeds
 
 
 def test_only_distinct_uncached_texts_are_embedded_shortest_first() -> None:

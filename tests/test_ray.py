@@ -79,7 +79,7 @@ def test_ray_embeds_the_same_vectors_as_the_local_engine(
 def test_the_dev_queries_rank_the_same_passages_in_the_same_order(
     two_builds: tuple[Settings, Settings], embedder: Embedder, seed_queries: Path
 ) -> None:
-    searchers = [Searcher.open_live(IndexStore(s.index_dir), embedder) for s in two_builds]
+    searchers = [Searcher.open(IndexStore(s.index_dir), embedder) for s in two_builds]
     try:
         for labelled in load_queries(seed_queries):
             request = SearchRequest(query=labelled.query, k=10)

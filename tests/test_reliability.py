@@ -34,7 +34,7 @@ from indexer.embed import Embedder
 from indexer.errors import EXIT_FAILURE, SnapshotError
 from indexer.faults import FAULT_POINTS, FAULT_VARIABLE
 from indexer.settings import Settings
-from indexer.store import IndexStore
+from indexer.store import IndexStore, JobRecords
 from search_api.models import SearchRequest
 from search_api.searcher import Searcher
 
@@ -192,9 +192,9 @@ def test_a_server_refusing_the_current_snapshot_is_degraded_until_rolled_back(
 def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
     seed_settings: Settings, tmp_path: Path
 ) -> None:
-    """A rebuild through /admin/reindex and a stream of searches are running when SIGTERM
-    arrives: the rebuild finishes and publishes, no search gets a 5xx or a cut-off answer, and
-    the process exits 0."""
+    """A rebuild through /admin/reindex (a child process) and a stream of searches are running
+    when SIGTERM arrives: the server waits for the rebuild, which finishes and publishes, no
+    search gets a 5xx or a cut-off answer, and the process exits 0."""
     seeds = new_corpus(tmp_path / "seeds", *bbc_files(16))
     index = tmp_path / "index"
     shutil.copytree(seed_settings.index_dir, index)
@@ -237,6 +237,9 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(
     store = IndexStore(index)
     assert store.current_id() != before
     assert len(store.manifest().files) == 17
+    job = JobRecords(store).get(rebuild.json()["job"])  # for the next server to tell
+    assert job is not None and job.state == "succeeded" and job.report is not None
+    assert job.report["snapshot"] == store.current_id()
 
 
 def test_a_command_line_build_runs_at_a_lower_priority(tmp_path: Path) -> None:
@@ -285,7 +288,7 @@ def test_a_build_killed_at_any_step_leaves_a_servable_index_and_the_next_build_p
     served = store.current_id()
     # Killed before CURRENT moved, the old snapshot is live; after, the new one, complete.
     assert (served == live) == (point != "published")
-    searcher = Searcher.open_live(store, embedder)
+    searcher = Searcher.open(store, embedder)
     assert searcher.search(SearchRequest(query="flood evacuations", k=1)).results
     searcher.close()
     store.verify(served)
@@ -360,7 +363,7 @@ def test_a_seed_file_that_changes_while_it_is_read_is_indexed_as_read(
     for path in live_seed_index.seeds_dir.rglob("*.txt"):
         source = path.relative_to(live_seed_index.seeds_dir).as_posix()
         assert recorded[source] == hashlib.sha256(path.read_bytes()).hexdigest()
-    searcher = Searcher.open_live(store, embedder)
+    searcher = Searcher.open(store, embedder)
     request = SearchRequest(query="a paragraph written while the build was reading", k=1)
     assert "written while the build" in searcher.search(request).results[0].text
     searcher.close()

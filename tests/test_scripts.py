@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
-from conftest import run_python
+from conftest import ROOT, run_python
 
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.models import SearchRequest, SearchResponse
 from search_api.searcher import Searcher
+
+OFF_TOPIC = ROOT / "tests" / "data" / "off_topic_queries.txt"
 
 
 def test_search_script_puts_the_flood_lead_in_the_top_three(seed_settings: Settings) -> None:
@@ -90,11 +93,61 @@ def test_evaluate_reports_every_mode_above_a_quality_floor(
     assert done.returncode == 0, done.stderr
     reports = {r["mode"]: r for r in json.loads(done.stdout)}
     assert set(reports) == {"hybrid", "dense", "lexical"}
-    # Regression floors a little under the figures in README.md (0.835 / 0.767 / 0.882).
+    # Regression floors a little under the figures in docs/quality.md (0.835 / 0.767 / 0.882).
     assert reports["hybrid"]["mrr_at_10"] >= 0.78
     assert reports["dense"]["mrr_at_10"] >= 0.70
     assert reports["lexical"]["mrr_at_10"] >= 0.80
     assert all(set(r["recall"]) == {"1", "5", "10"} for r in reports.values())
+
+
+def _figures(value: object) -> list[float]:
+    """Every number in a JSON value (dict keys aside), flattened."""
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _figures(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _figures(v)]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [float(value)]
+    return []
+
+
+def test_evaluate_json_holds_every_figure_the_table_prints(
+    seed_settings: Settings, seed_queries: Path
+) -> None:
+    args = ["scripts/evaluate.py", "--queries", str(seed_queries), "--off-topic", str(OFF_TOPIC)]
+    args += ["--index", str(seed_settings.index_dir)]
+    table, as_json = run_python(*args), run_python(*args, "--json")
+    assert table.returncode == as_json.returncode == 0, table.stderr + as_json.stderr
+    reports = json.loads(as_json.stdout)
+    assert [r["mode"] for r in reports] == ["hybrid", "dense", "lexical"]
+    for report in reports:
+        mode = report["mode"]
+        assert {"queries", "mrr_at_10", "recall", "missed", "no_match", "off_topic"} < set(report)
+        assert report["off_topic"] == len(OFF_TOPIC.read_text().splitlines()) > 0
+        assert report["no_match_recall"] == round(
+            report["off_topic_no_match"] / report["off_topic"], 4
+        )
+        emptied = report["no_match"] + report["off_topic_no_match"]
+        assert report["no_match_precision"] == round(report["off_topic_no_match"] / emptied, 4)
+        printed = [
+            line
+            for line in table.stdout.splitlines()
+            if line.startswith((f"| {mode} |", f"{mode}: ")) and "no relevant passage" not in line
+        ]
+        assert len(printed) == 2  # the table's row and the "no good match" line
+        assert (
+            f"(precision {report['no_match_precision']}, recall {report['no_match_recall']})"
+            in printed[1]
+        )
+        figures = {
+            round(f, 3) for f in _figures({k: v for k, v in report.items() if k != "missed"})
+        }
+        for number in re.findall(r"\d+(?:\.\d+)?", " ".join(printed)):
+            assert round(float(number), 3) in figures, f"{mode}: {number} is not in the JSON"
+        if report["missed"]:
+            assert (
+                f"{mode}: no relevant passage in the top 10 for {report['missed']}" in table.stdout
+            )
 
 
 def test_evaluate_with_an_unreadable_query_file_says_so(tmp_path: Path) -> None:

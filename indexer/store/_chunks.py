@@ -20,12 +20,13 @@ from typing import Any
 
 from indexer.chunk import Chunk
 from indexer.errors import QueryTimeoutError
+from indexer.parse import Span
 
 CHUNK_COLUMNS = (
     "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position",
     "published",
 )  # fmt: skip
-# bm25 column weights (title, text): equal; README has the weights measured.
+# bm25 column weights (title, text): equal; docs/quality.md has the weights measured.
 BM25_WEIGHTS = "1.0, 1.0"
 # SQLite's default limit on host parameters in one statement is 32766; stay well under it.
 _PARAMETER_BATCH = 500
@@ -128,16 +129,16 @@ def write_chunks(
         db.close()
 
 
-def parse_highlighted(marked: str) -> tuple[str, list[tuple[int, int]]]:
+def parse_highlighted(marked: str) -> tuple[str, list[Span]]:
     """Strip highlight marks from ``highlight()`` output, returning offsets instead."""
     plain: list[str] = []
-    spans: list[tuple[int, int]] = []
+    spans: list[Span] = []
     length = opened = 0
     for piece in _MARKS.split(marked):
         if piece == _OPEN:
             opened = length
         elif piece == _CLOSE:
-            spans.append((opened, length))
+            spans.append(Span(opened, length))
         else:
             plain.append(piece)
             length += len(piece)
@@ -164,12 +165,12 @@ def read_chunks_of(path: Path, sources: set[str]) -> dict[str, list[Chunk]]:
 
 
 def read_embedded_texts(path: Path) -> list[str]:
-    """The text each chunk was embedded from, in row order."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    """The text each chunk of a snapshot that is not open was embedded from, in row order."""
+    table = ChunkTable(path)
     try:
-        return [str(row[0]) for row in db.execute("SELECT embed_text FROM chunks ORDER BY row")]
+        return table.embedded_texts()
     finally:
-        db.close()
+        table.close()
 
 
 class ChunkTable:
@@ -243,6 +244,7 @@ class ChunkTable:
         return {int(r[0]): _chunk(r[1:]) for r in found}
 
     def embedded_texts(self) -> list[str]:
+        """The text each chunk was embedded from, in row order."""
         return [str(r[0]) for r in self._all("SELECT embed_text FROM chunks ORDER BY row")]
 
     def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
@@ -321,9 +323,7 @@ class ChunkTable:
         )
         return [(int(row), float(score)) for row, score in found]
 
-    def highlight_spans(
-        self, terms: Sequence[str], texts: dict[int, str]
-    ) -> dict[int, list[tuple[int, int]]]:
+    def highlight_spans(self, terms: Sequence[str], texts: dict[int, str]) -> dict[int, list[Span]]:
         """Offsets of the terms (as FTS5 stems them) in each row's text, by row id."""
         match = match_expression(terms)
         if match is None or not texts:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from indexer.errors import ConfigurationError
+from indexer.errors import IndexSpecError
 
 # 3: publication dates, duplicate groups, sentence vectors, data file sizes and digests.
 SCHEMA_VERSION = 3
@@ -38,10 +38,6 @@ DEFAULT_PARAMS: dict[IndexType, dict[str, IndexParam]] = {
     # candidates re-ranked per result.
     "ivf": {"nlist": 0, "codes": "SQ8", "refine": "", "nprobe": 0, "k_factor": 4},
 }
-
-
-class IndexSpecError(ConfigurationError):
-    """An index type or parameter that does not exist or cannot hold."""
 
 
 @dataclass(frozen=True)
@@ -132,11 +128,26 @@ class Manifest:
         except (AttributeError, KeyError, TypeError) as error:
             raise ValueError(f"malformed manifest: {error}") from None
 
-    def same_content(self, other: Manifest) -> bool:
-        """True when both hold the same chunks and vectors and report the same file errors."""
-        return (self.model_fingerprint, self.chunking, self.index, self.files, self.errors,
-                self.corpus) == (other.model_fingerprint, other.chunking, other.index,
-                other.files, other.errors, other.corpus)  # fmt: skip
+    def content_key(self) -> tuple[object, ...]:
+        """What decides the snapshot's chunks and vectors and the file errors it reports: two
+        manifests with the same key describe the same searchable content."""
+        return content_key(
+            self.model_fingerprint, self.chunking, self.index, self.files, self.errors,
+            self.corpus,
+        )  # fmt: skip
+
+
+def content_key(
+    fingerprint: str,
+    chunking: dict[str, Any],
+    index: VectorIndexSpec,
+    files: Sequence[SourceFile],
+    errors: Sequence[FileError],
+    corpus: str,
+) -> tuple[object, ...]:
+    """``Manifest.content_key`` of a snapshot not yet written (a build deciding whether
+    anything changed)."""
+    return (fingerprint, chunking, index, list(files), list(errors), corpus)
 
 
 def choose_index(
@@ -174,7 +185,7 @@ def ivf_probes(chunk_count: int, nlist: int) -> int:
 
     Recall follows the share of lists scanned, time the number of codes: at 1M vectors and
     4096 lists, 256 lists give recall@10 0.96 in 3.3 ms; at 10M, 64 lists give 0.91 in 7.5 ms
-    (scripts/bench_ann.py, README)."""
+    (scripts/bench_ann.py, docs/benchmarks.md)."""
     budget = round(IVF_SCAN_BUDGET * nlist / max(chunk_count, 1))
     return min(IVF_MAX_PROBES, max(IVF_MIN_PROBES, budget))
 

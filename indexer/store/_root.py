@@ -9,6 +9,7 @@ Layout::
     models/<fingerprint>.onnx the exported model servers encode queries with
     embeddings.sqlite        the embedding cache, kept across builds
     build.lock               held by the one running build
+    jobs/<id>.json           rebuild job records (``_jobs.py``)
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -31,23 +32,21 @@ from indexer.chunk import Chunk
 from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
 from indexer.faults import fault_point
 from indexer.store._cache import EmbeddingCache, cache_key
-from indexer.store._chunks import read_chunks_of, read_embedded_texts, write_chunks
+from indexer.store._chunks import read_chunks_of, read_embedded_texts
+from indexer.store._files import write_atomically as _write_atomically
 from indexer.store._manifest import Manifest
 from indexer.store._snapshot import (
     CHUNKS_FILE,
-    DATA_FILES,
-    MANIFEST_FILE,
-    SENTENCES_FILE,
     SNAPSHOT_FILES,
-    VECTORS_FILE,
+    GateRecord,
     Snapshot,
     SnapshotContents,
     check_files,
-    describe_files,
+    read_gate_record,
     read_manifest,
-    write_sentence_vectors,
+    write_gate_record,
+    write_snapshot,
 )
-from indexer.store._vectors import write_vectors
 
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
@@ -78,25 +77,6 @@ def snapshots_to_prune(
         for snapshot in present
         if snapshot not in keep and now - published_at.get(snapshot, -float("inf")) >= grace_seconds
     ]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write beside ``path``, fsync, rename over it, fsync the folder: all or nothing."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    _fsync(path.parent)
 
 
 class IndexStore:
@@ -168,12 +148,19 @@ class IndexStore:
 
     # Building
 
+    @cached_property
+    def _lock(self) -> FileLock:
+        # One lock object per store: filelock counts acquisitions per object (and thread).
+        return FileLock(str(self.root / LOCK_FILE))
+
     @contextlib.contextmanager
     def build_lock(self, wait_seconds: float, notify: Callable[[str], None]) -> Iterator[None]:
         """Hold the one build lock; wait up to ``wait_seconds`` for another build (saying so
-        through ``notify``), or raise ``BuildLockedError``."""
+        through ``notify``), or raise ``BuildLockedError``. Reentrant for this store object
+        in one thread: the command line takes the lock before it loads the model, then
+        ``build_index`` takes it again with the same store."""
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / LOCK_FILE))
+        lock = self._lock
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -238,28 +225,18 @@ class IndexStore:
         vectors: np.ndarray,
         contents: SnapshotContents | None = None,
     ) -> Manifest:
-        """Write a complete snapshot directory, fsync it and check it against the digests its
-        manifest records; it is not live until published. Returns the written manifest."""
-        contents = contents or SnapshotContents.empty(len(chunks), vectors.shape[1])
+        """Write a complete, unpublished snapshot under ``snapshots/``; returns the manifest
+        as written (with its files' sizes and digests)."""
         directory = self._snapshot_dir(manifest.snapshot_id)
-        directory.mkdir(parents=True)
-        write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
-        fault_point("vectors", directory / VECTORS_FILE)
-        write_chunks(directory / CHUNKS_FILE, chunks, contents.duplicate_of, contents.sentences)
-        fault_point("chunks", directory / CHUNKS_FILE)
-        write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
-        fault_point("sentences", directory / SENTENCES_FILE)
-        for name in DATA_FILES:
-            _fsync(directory / name)
-        manifest = replace(manifest, data_files=describe_files(directory))
-        (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
-        fault_point("manifest", directory / MANIFEST_FILE)
-        _fsync(directory / MANIFEST_FILE)
-        _fsync(directory)
-        _fsync(directory.parent)  # the new directory's entry must survive a crash too
-        # Read back from disk: what a server will load is what was meant to be written.
-        check_files(directory, manifest, digests=True)
-        return manifest
+        return write_snapshot(directory, manifest, chunks, vectors, contents)
+
+    def record_gate(self, snapshot_id: str, record: GateRecord) -> None:
+        """Keep the quality gate's figure beside the snapshot it scored (before publishing)."""
+        write_gate_record(self._snapshot_dir(snapshot_id), record)
+
+    def gate_record(self, snapshot_id: str) -> GateRecord | None:
+        """The figure the gate recorded for a snapshot, or None when it was never gated."""
+        return read_gate_record(self._snapshot_dir(snapshot_id))
 
     def verify(self, snapshot_id: str | None = None) -> Manifest:
         """Check a snapshot (the live one by default) in full: its manifest, and the size and
@@ -274,6 +251,7 @@ class IndexStore:
                 f"snapshot {snapshot_id} holds the manifest of {manifest.snapshot_id}"
             )
         check_files(directory, manifest, digests=True)
+        read_gate_record(directory)  # raises SnapshotError when present but damaged
         return manifest
 
     def previous_id(self) -> str | None:

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from indexer.chunk import Chunk
 from indexer.errors import SnapshotError
-from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable
+from indexer.faults import fault_point
+from indexer.parse import Span
+from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable, write_chunks
+from indexer.store._files import fsync_path, write_atomically
 from indexer.store._manifest import DataFile, Manifest
-from indexer.store._vectors import VectorIndex
+from indexer.store._vectors import VectorIndex, write_vectors
 
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
 SENTENCES_FILE = "sentences.npy"
+# Written after the manifest, by the build's quality gate; not part of the manifest's record.
+GATE_FILE = "gate.json"
 DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE)
 SNAPSHOT_FILES = (*DATA_FILES, MANIFEST_FILE)
 _READ_BLOCK = 1 << 20
@@ -77,10 +83,78 @@ class SnapshotContents:
         return cls([None] * rows, [], np.zeros((0, dimension), dtype=np.float32))
 
 
-def write_sentence_vectors(path: Path, vectors: np.ndarray) -> None:
+def write_snapshot(
+    directory: Path,
+    manifest: Manifest,
+    chunks: Sequence[Chunk],
+    vectors: np.ndarray,
+    contents: SnapshotContents | None = None,
+) -> Manifest:
+    """Write a complete snapshot into the new ``directory``, fsync it and check it against
+    the digests its manifest records. Returns the manifest as written (with its files' sizes
+    and digests); ``Snapshot(directory)`` reads it back."""
+    contents = contents or SnapshotContents.empty(len(chunks), vectors.shape[1])
+    directory.mkdir(parents=True)
+    write_vectors(directory / VECTORS_FILE, vectors, manifest.index)
+    fault_point("vectors", directory / VECTORS_FILE)
+    write_chunks(directory / CHUNKS_FILE, chunks, contents.duplicate_of, contents.sentences)
+    fault_point("chunks", directory / CHUNKS_FILE)
+    _write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
+    fault_point("sentences", directory / SENTENCES_FILE)
+    for name in DATA_FILES:
+        fsync_path(directory / name)
+    manifest = replace(manifest, data_files=describe_files(directory))
+    (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
+    fault_point("manifest", directory / MANIFEST_FILE)
+    fsync_path(directory / MANIFEST_FILE)
+    fsync_path(directory)
+    fsync_path(directory.parent)  # the new directory's entry must survive a crash too
+    # Read back from disk: what a server will load is what was meant to be written.
+    check_files(directory, manifest, digests=True)
+    return manifest
+
+
+def _write_sentence_vectors(path: Path, vectors: np.ndarray) -> None:
     """Sentence vectors in half precision: they only pick a passage's best sentence."""
     with path.open("wb") as handle:
         np.save(handle, np.asarray(vectors, dtype=np.float16))
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """The quality gate's figure for the snapshot it scored, kept beside it: a later gate
+    compares with it when it cannot score that snapshot itself (after a model change), but
+    only for the same query file."""
+
+    queries_sha256: str  # the labelled query file the figure was measured on
+    mrr_at_10: float
+    tolerance: float
+    model_fingerprint: str
+
+
+def write_gate_record(directory: Path, record: GateRecord) -> None:
+    """Write ``gate.json``, bound to this snapshot and its manifest by id and digest."""
+    bound = {"snapshot_id": directory.name, "manifest_sha256": _sha256(directory / MANIFEST_FILE)}
+    write_atomically(directory / GATE_FILE, json.dumps(bound | asdict(record), indent=2) + "\n")
+
+
+def read_gate_record(directory: Path) -> GateRecord | None:
+    """The snapshot's gate record; None when it was never gated, ``SnapshotError`` when the
+    record is damaged or belongs to another snapshot or manifest."""
+    path = directory / GATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        bound = (data.pop("snapshot_id"), data.pop("manifest_sha256"))
+        record = GateRecord(**data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise SnapshotError(
+            f"snapshot {directory.name}: {GATE_FILE} is damaged ({error})"
+        ) from None
+    if bound != (directory.name, _sha256(directory / MANIFEST_FILE)):
+        raise SnapshotError(f"snapshot {directory.name}: {GATE_FILE} belongs to another snapshot")
+    return record
 
 
 def read_manifest(directory: Path) -> Manifest:
@@ -100,23 +174,28 @@ class Snapshot:
                 f"snapshot {directory.name} holds the manifest of {self.manifest.snapshot_id}"
             )
         check_files(directory, self.manifest, digests=False)  # cheap: sizes only
+        self._chunks = self._open_chunks(directory)
         try:
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
-            self._chunks = ChunkTable(directory / CHUNKS_FILE)
             self._sentence_vectors = np.load(directory / SENTENCES_FILE, mmap_mode="r")
-        except (
-            OSError,
-            RuntimeError,
-            ValueError,
-            sqlite3.Error,
-        ) as error:  # FAISS raises RuntimeError
+            if len(self._vectors) != self.manifest.chunks:
+                raise SnapshotError(
+                    f"snapshot {directory.name} holds {len(self._vectors)} vectors for "
+                    f"{self.manifest.chunks} chunks"
+                )
+        except (OSError, RuntimeError, ValueError) as error:  # FAISS raises RuntimeError
+            self.close()
             raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
-        if len(self._vectors) != self.manifest.chunks:
-            self._chunks.close()
-            raise SnapshotError(
-                f"snapshot {directory.name} holds {len(self._vectors)} vectors for "
-                f"{self.manifest.chunks} chunks"
-            )
+        except BaseException:
+            self.close()  # nothing of a snapshot that cannot open stays open
+            raise
+
+    @staticmethod
+    def _open_chunks(directory: Path) -> ChunkTable:
+        try:
+            return ChunkTable(directory / CHUNKS_FILE)
+        except (OSError, sqlite3.Error) as error:
+            raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
 
     @property
     def id(self) -> str:
@@ -191,9 +270,7 @@ class Snapshot:
             for row, found in sentences.items()
         }
 
-    def highlight_spans(
-        self, terms: Sequence[str], texts: dict[int, str]
-    ) -> dict[int, list[tuple[int, int]]]:
+    def highlight_spans(self, terms: Sequence[str], texts: dict[int, str]) -> dict[int, list[Span]]:
         """Offsets of the terms (stemmed as the lexical search stems them) in each text."""
         return self._chunks.highlight_spans(terms, texts)
 
@@ -207,5 +284,7 @@ class Snapshot:
         self._chunks.check_time()
 
     def close(self) -> None:
-        """Release the chunk database; the snapshot answers nothing more."""
+        """Release the chunk database and the mapped sentence vectors (whose mapping holds a
+        file descriptor); the snapshot answers nothing more."""
         self._chunks.close()
+        self._sentence_vectors = np.zeros((0, self.manifest.dimension), dtype=np.float16)
