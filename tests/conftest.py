@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +31,15 @@ from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.searcher import Searcher
+
+if "SEEDSEARCH_EXPORTED_MODELS_DIR" not in os.environ:
+    # One export of the model per run, shared by every index root the tests and their
+    # command lines build (each would otherwise export it anew, seconds of torch apiece);
+    # never the user's own cache.
+    _exported = tempfile.mkdtemp(prefix="seedsearch-test-models-")
+    atexit.register(shutil.rmtree, _exported, True)
+    os.environ["SEEDSEARCH_EXPORTED_MODELS_DIR"] = _exported
+EXPORTED_MODELS = Path(os.environ["SEEDSEARCH_EXPORTED_MODELS_DIR"])
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_FILE = ROOT / "seeds" / "000_801232c05f2a40c6.txt"
@@ -81,10 +92,10 @@ def new_corpus(directory: Path, *extra: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
-    """The real model on the default (ONNX) runtime, exported once per session; builds link
-    the exported file into each index root they write."""
+    """The real model on the default (ONNX) runtime, exported once per session into the
+    shared folder; builds, in process or on the command line, link it into each index root."""
     models = IndexStore(tmp_path_factory.mktemp("models"))
-    model = Embedder(model_file=models.model_file, export=True)
+    model = Embedder(model_file=models.model_file, export=True, exported_models=EXPORTED_MODELS)
     model.warm_up()
     return model
 

@@ -24,7 +24,9 @@ from indexer.encoders import OnnxEncoder, TorchEncoder
 
 _reached: set[object] = set()  # test items and fixture definitions that reached either
 _active: list[object] = []  # the test running, then the fixtures being set up inside it
-_ran: list[pytest.Item] = []  # tests whose body ran (passed or failed, not skipped)
+_ran: set[str] = set()  # tests whose body ran here (passed or failed, not skipped)
+_outcomes: dict[str, bool] = {}  # every test that ran, in any process: did it reach either?
+_PROPERTY = "reached_the_model_or_a_process"
 
 
 def _recorded(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -70,8 +72,18 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[object]) -> Generator[Non
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, object]:
     report = yield
     if report.when == "call" and not report.skipped:
-        _ran.append(item)
+        _ran.add(item.nodeid)
+    if report.when == "teardown" and item.nodeid in _ran:
+        # On the report, so the count also adds up when pytest-xdist runs the tests in
+        # worker processes and the summary is printed by the controller.
+        report.user_properties.append((_PROPERTY, _reaches(item)))
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for name, reached in report.user_properties:
+        if name == _PROPERTY:
+            _outcomes[report.nodeid] = bool(reached)
 
 
 def _reaches(item: pytest.Item) -> bool:
@@ -83,13 +95,13 @@ def _reaches(item: pytest.Item) -> bool:
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    real = {item.nodeid for item in _ran if _reaches(item)}
+    real = {nodeid for nodeid, reached in _outcomes.items() if reached}
     # A test function is counted once, however many cases it is parametrized into: as one
     # that reaches either if any of its cases does.
-    functions = {item.nodeid.partition("[")[0] for item in _ran}
+    functions = {nodeid.partition("[")[0] for nodeid in _outcomes}
     real_functions = {nodeid.partition("[")[0] for nodeid in real}
     terminalreporter.write_line(
-        f"{len(real)} of {len(_ran)} tests ({len(real_functions)} of {len(functions)} test "
+        f"{len(real)} of {len(_outcomes)} tests ({len(real_functions)} of {len(functions)} test "
         "functions) reached the real model or started a process; the rest ran on the stand-in "
         "model or on pure code"
     )

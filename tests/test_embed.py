@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SEED_FILE, new_corpus, run_python
+from conftest import EXPORTED_MODELS, SEED_FILE, new_corpus, run_python
 
 from indexer.build import build_index
 from indexer.chunk import ChunkingParams, chunk_articles, sentence_spans
@@ -82,6 +82,18 @@ def test_fp32_vectors_from_either_runtime_share_a_fingerprint_and_int8_does_not(
 ) -> None:
     assert embedder.fingerprint == torch_embedder.fingerprint
     assert Embedder(precision="int8").fingerprint != embedder.fingerprint
+
+
+def test_a_new_index_root_links_the_model_exported_once_instead_of_exporting_again(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    shared = EXPORTED_MODELS / f"{embedder.fingerprint}.onnx"
+    assert shared.is_file()  # the session's one export
+    seeds, index = new_corpus(tmp_path / "seeds"), tmp_path / "index"
+    done = run_python("-m", "indexer", "build", "--seeds", str(seeds), "--index", str(index))
+    assert done.returncode == 0, done.stderr
+    linked = IndexStore(index).model_file(embedder.fingerprint)
+    assert linked.stat().st_ino == shared.stat().st_ino
 
 
 def test_an_index_built_on_torch_serves_on_onnx_without_re_embedding(

@@ -115,10 +115,15 @@ def test_the_gate_records_its_figure_beside_the_snapshot_and_verify_checks_it(
     assert record.mrr_at_10 == round(report.gate.candidate, 6) and record.tolerance == 0.02
     assert record.model_fingerprint == HashEmbedder.fingerprint
     assert store.verify().snapshot_id == report.snapshot
+    verify = ("-m", "indexer", "verify", "--index", str(settings.index_dir))
+    done = run_python(*verify)
+    assert done.returncode == 0 and f"gate.json: MRR@10 {record.mrr_at_10:.3f}" in done.stdout
     gate_file = settings.index_dir / "snapshots" / report.snapshot / "gate.json"
     gate_file.write_text(gate_file.read_text().replace(report.snapshot, "20990101T000000Z"))
     with pytest.raises(SnapshotError, match=r"gate\.json belongs to another snapshot"):
         store.verify()
+    done = run_python(*verify)
+    assert done.returncode == 1 and "gate.json belongs to another snapshot" in done.stderr
     gate_file.write_text("{")
     with pytest.raises(SnapshotError, match=r"gate\.json is damaged"):
         store.verify()
