@@ -15,6 +15,7 @@ from pathlib import Path
 from indexer.build import GATE_TOLERANCE, Gate, GateVerdict
 from indexer.embed import QueryEncoder
 from indexer.errors import ModelMismatchError, SnapshotError
+from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import GateRecord, IndexStore
 from search_api.evaluation import LabelledQuery, judge, load_queries, summarize
 from search_api.models import DEFAULT_MODE, SearchRequest
@@ -25,7 +26,7 @@ def mrr_gate(
     queries_file: Path,
     encoder: QueryEncoder,
     tolerance: float = GATE_TOLERANCE,
-    no_match_threshold: float = 0.3,
+    no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
     time_limit: float | None = None,
 ) -> Gate:
     """A gate refusing a snapshot whose MRR@10 falls more than ``tolerance`` (absolute) below

@@ -133,9 +133,8 @@ class LiveSearcher:
             if refusal is not None and self._clock() < refusal.retry_at:
                 return False
             try:
-                self.embedder.encode_query(
-                    "warm-up"
-                )  # the model file arrives with the first snapshot
+                # The model file arrives with the first snapshot: load it now, not on a query.
+                self.embedder.encode_query("warm-up")
                 searcher = self._open(snapshot_id)
             # Whatever makes a snapshot unloadable (wrong model, missing or corrupt files, an
             # unknown format), the server keeps serving what it has and says why, once.
