@@ -15,6 +15,8 @@ _.model_config
 _.schema_version  # Manifest
 _.loc  # ValidationProblem
 _.highlights  # SearchResult
+_.dense_score  # Explain
+_.fused_score
 _.version  # ChunkingParams, recorded in the manifest
 _.cache_pruned  # BuildReport, printed by build --json
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from indexer.dates import published_date
+from indexer.dates import is_bare_dateline, published_date
 from indexer.parse import Article, Piece, Span
 
 ChunkKind = Literal["paragraph", "caption"]
@@ -183,8 +183,19 @@ def chunk_articles(
 
 
 def _passages(article: Article) -> Iterator[tuple[int, ChunkKind, Piece]]:
-    """Captions first, then body paragraphs, numbered in reading order."""
+    """Captions first, then body paragraphs, numbered in reading order. A first paragraph
+    that is only a dateline dates the article and is no passage (unless it is all there is)."""
     kinds: list[tuple[ChunkKind, Piece]] = [("caption", c) for c in article.captions]
     kinds += [("paragraph", p) for p in article.paragraphs]
+    dateline = (
+        (
+            article.paragraphs[0]
+            if len(kinds) > 1 and is_bare_dateline(article.paragraphs[0].text)
+            else None
+        )
+        if article.paragraphs
+        else None
+    )
     for position, (kind, span) in enumerate(kinds):
-        yield position, kind, span
+        if span is not dateline:
+            yield position, kind, span

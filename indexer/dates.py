@@ -73,6 +73,19 @@ def _dates_in(text: str) -> list[datetime.date]:
 
 def _dateline_date(paragraph: str) -> datetime.date | None:
     """The date of a dateline opening ``paragraph``, if it opens with one."""
+    found = _dateline(paragraph)
+    return found[0] if found else None
+
+
+def is_bare_dateline(paragraph: str) -> bool:
+    """Whether ``paragraph`` is a dateline and nothing else ("Published: 2 February 2026"):
+    it dates the article but is no passage to search."""
+    found = _dateline(paragraph)
+    return found is not None and not paragraph[found[1] :].strip(" \t\n-—–:|.")
+
+
+def _dateline(paragraph: str) -> tuple[datetime.date, int] | None:
+    """The date of a dateline opening ``paragraph`` and where the dateline ends."""
     window = paragraph[:DATELINE_WINDOW]
     matches = [match for pattern in DATE_PATTERNS if (match := pattern.search(window))]
     if not matches:
@@ -81,9 +94,9 @@ def _dateline_date(paragraph: str) -> datetime.date | None:
     # The end is checked against the whole paragraph: the window's cut is not a paragraph end.
     if not _is_dateline_lead(window[: first.start()]):
         return None
-    if not _DATELINE_END.match(paragraph, first.end()):
-        return None
-    return _to_date(first)
+    end = _DATELINE_END.match(paragraph, first.end())
+    date = _to_date(first)
+    return (date, end.end()) if end and date else None
 
 
 def _is_dateline_lead(lead: str) -> bool:

@@ -26,6 +26,10 @@ Engine = Literal["local", "ray"]
 ENGINES: tuple[Engine, ...] = get_args(Engine)
 # Every dev query's best passage scores at least 0.33; most off-topic queries score below 0.30.
 DEFAULT_NO_MATCH_THRESHOLD = 0.30
+# A passage matches a query (is counted, faceted and date-sorted) when its cosine is at least
+# this; chosen on the labelled dev sets by cross-validation (docs/quality.md, Matching set).
+DEFAULT_MATCH_THRESHOLD = 0.25
+DEFAULT_RECENCY_WEIGHT = 1.0
 # Flags whose name is not the field's name with dashes.
 _FLAG_NAMES = {"seeds_dir": "--seeds", "index_dir": "--index"}
 
@@ -64,6 +68,11 @@ class Settings(BaseSettings):
     # A query whose best passage has a lower cosine than this gets no results and a note, in
     # every mode (0 turns the check off; an explicit min_score replaces it). docs/quality.md.
     no_match_threshold: float = Field(default=DEFAULT_NO_MATCH_THRESHOLD, ge=0, le=1)
+    # Of a query that passes that check, the passages whose cosine is at least this match it:
+    # they are the results, the total, the facets and the date order (docs/api.md).
+    match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1, le=1)
+    # recency_half_life_days multiplies a passage's score by 1 + recency_weight x 2^(-age/H).
+    recency_weight: float = Field(default=DEFAULT_RECENCY_WEIGHT, ge=0, le=100)
     # How often the service checks the CURRENT pointer for a new snapshot.
     reload_interval_seconds: float = Field(default=1.0, gt=0)
     # A replaced snapshot stays at least this long after it was published, so a server still

@@ -2,6 +2,7 @@
 
 python scripts/search.py "flood evacuations" [-k 5] [--mode hybrid] [--json]
                          [--date-from YYYY-MM-DD] [--date-to YYYY-MM-DD] [--all-duplicates]
+                         [--newest | --recency DAYS] [--facets month,source,kind]
                          [--index DIR | --api URL [--api-key KEY]]
 
 The sentence that best answers the query is marked **like this** (bold on a terminal).
@@ -24,6 +25,7 @@ from search_api.models import (
     MAX_K,
     MODES,
     Evidence,
+    FacetValue,
     SearchRequest,
     SearchResponse,
 )
@@ -38,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--date-to", metavar="YYYY-MM-DD", help="only articles published until")
     parser.add_argument(
         "--all-duplicates", action="store_true", help="list near-duplicate passages one by one"
+    )
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument("--newest", action="store_true", help="newest matching passages first")
+    order.add_argument(
+        "--recency", type=float, metavar="DAYS", help="prefer newer passages (half-life in days)"
+    )
+    parser.add_argument(
+        "--facets", metavar="NAMES", help="count the matches by month, source and/or kind"
     )
     parser.add_argument("--json", action="store_true", help="print the API's JSON result shape")
     where = parser.add_mutually_exclusive_group()
@@ -84,8 +94,21 @@ def format_response(response: SearchResponse, terminal: bool = False) -> str:
                 f"{', '.join(result.duplicate_sources)})"
             )
         blocks.append(f"{heading}\n{where}\n{body}")
-    footer = f"({len(response.results)} results, {response.mode}, {response.took_ms:.0f} ms, snapshot {response.snapshot})"
+    blocks += [format_facet(name, counts) for name, counts in (response.facets or {}).items()]
+    at_least = "at least " if response.total_is_lower_bound else ""
+    footer = (
+        f"({len(response.results)} of {at_least}{response.total} results from "
+        f"{response.total_articles} articles, {response.mode}, {response.took_ms:.0f} ms, "
+        f"snapshot {response.snapshot})"
+    )
     return "\n\n".join([*blocks, footer])
+
+
+def format_facet(name: str, counts: list[FacetValue], shown: int = 10) -> str:
+    """One line per facet; past ``shown`` values (months: the newest), how many more."""
+    listed = counts[-shown:] if name == "month" else counts[:shown]
+    more = f" (and {len(counts) - len(listed)} more)" if len(counts) > len(listed) else ""
+    return f"{name}: " + ", ".join(f"{c.value} {c.count}" for c in listed) + more
 
 
 def search(args: argparse.Namespace) -> int:
@@ -95,6 +118,9 @@ def search(args: argparse.Namespace) -> int:
                 "query": args.query, "k": args.k, "mode": args.mode,
                 "dedupe": not args.all_duplicates,
                 "filters": {"date_from": args.date_from, "date_to": args.date_to},
+                "sort": "date" if args.newest else "relevance",
+                "recency_half_life_days": args.recency,
+                "facets": args.facets.split(",") if args.facets else None,
             }
         )  # fmt: skip
     except ValidationError as error:

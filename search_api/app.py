@@ -24,6 +24,7 @@ from indexer.store import IndexStore
 from search_api.jobs import REBUILD_SHUTDOWN_SECONDS, Rebuilds
 from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
+from search_api.matching import MatchRules
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
 
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         model = embedder or Embedder.for_index(settings, store, export=False)
         live = LiveSearcher(
             store, model, on_swap=metrics.observe_snapshot,
-            no_match_threshold=settings.no_match_threshold,
+            rules=MatchRules.from_settings(settings),
             time_limit_seconds=settings.query_timeout_seconds,  # 0: no limit
         )  # fmt: skip
         # Loads the model before taking traffic, so the first query is not the slow one.

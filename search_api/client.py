@@ -9,6 +9,7 @@ import httpx
 
 from indexer.settings import Settings
 from search_api.errors import ClientError
+from search_api.matching import MatchRules
 from search_api.models import SearchRequest, SearchResponse
 
 SearchFunction = Callable[[SearchRequest], SearchResponse]
@@ -49,7 +50,7 @@ def local_search(settings: Settings) -> Iterator[SearchFunction]:
     store = IndexStore(settings.index_dir)
     embedder = Embedder.for_index(settings, store, export=False)
     searcher = Searcher.open(
-        store, embedder, no_match_threshold=settings.no_match_threshold,
+        store, embedder, rules=MatchRules.from_settings(settings),
         time_limit=settings.query_timeout_seconds,
     )  # fmt: skip
     try:

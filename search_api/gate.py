@@ -15,9 +15,9 @@ from pathlib import Path
 from indexer.build import GATE_TOLERANCE, Gate, GateVerdict
 from indexer.embed import QueryEncoder
 from indexer.errors import ModelMismatchError, SnapshotError
-from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
 from indexer.store import GateRecord, IndexStore
 from search_api.evaluation import LabelledQuery, judge, load_queries, summarize
+from search_api.matching import DEFAULT_RULES, MatchRules
 from search_api.models import DEFAULT_MODE, SearchRequest
 from search_api.searcher import Searcher
 
@@ -26,7 +26,7 @@ def mrr_gate(
     queries_file: Path,
     encoder: QueryEncoder,
     tolerance: float = GATE_TOLERANCE,
-    no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+    rules: MatchRules = DEFAULT_RULES,
     time_limit: float | None = None,
 ) -> Gate:
     """A gate refusing a snapshot whose MRR@10 falls more than ``tolerance`` (absolute) below
@@ -36,7 +36,7 @@ def mrr_gate(
 
     def mrr(store: IndexStore, snapshot_id: str) -> float:
         searcher = Searcher.open(
-            store, encoder, snapshot_id, no_match_threshold=no_match_threshold,
+            store, encoder, snapshot_id, rules=rules,
             time_limit=time_limit,
         )  # fmt: skip
         try:

@@ -17,9 +17,10 @@ from typing import Literal
 
 from indexer.embed import Embedder, QueryEncoder
 from indexer.errors import NoSnapshotError, SeedsearchError
-from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD, Settings
+from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.errors import NotReadyError
+from search_api.matching import DEFAULT_RULES, MatchRules
 from search_api.searcher import Searcher
 
 log = logging.getLogger("seedsearch")
@@ -74,13 +75,13 @@ class LiveSearcher:
         embedder: QueryEncoder,
         on_swap: Callable[[Searcher], None] = lambda searcher: None,
         clock: Callable[[], float] = time.monotonic,
-        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        rules: MatchRules = DEFAULT_RULES,
         time_limit_seconds: float | None = None,
     ) -> None:
         self.store = store
         self._time_limit = time_limit_seconds
         self.embedder = embedder
-        self._no_match_threshold = no_match_threshold
+        self._rules = rules
         self._on_swap = on_swap
         self._clock = clock
         self._served: _Served | None = None
@@ -151,7 +152,7 @@ class LiveSearcher:
     def _open(self, snapshot_id: str) -> Searcher:
         return Searcher.open(
             self.store, self.embedder, snapshot_id,
-            no_match_threshold=self._no_match_threshold, time_limit=self._time_limit,
+            rules=self._rules, time_limit=self._time_limit,
         )  # fmt: skip
 
     def _refuse(self, snapshot_id: str, earlier: _Refusal | None, error: Exception) -> None:

@@ -18,10 +18,14 @@ from pydantic import (
 
 from indexer.chunk import ChunkKind
 from indexer.store import IndexType
+from search_api.matching import Facet
 
 Mode = Literal["hybrid", "dense", "lexical"]
 MODES: tuple[Mode, ...] = get_args(Mode)
 DEFAULT_MODE: Mode = "hybrid"
+Sort = Literal["relevance", "date"]
+# Half-lives past a thousand years order nothing a news archive holds.
+MAX_HALF_LIFE_DAYS = 365_000
 MAX_QUERY_CHARS = 500
 MAX_K = 100
 # Results past this many are not worth paging to; it bounds the candidate lists too.
@@ -137,6 +141,23 @@ class SearchRequest(BaseModel):
     explain: bool = Field(
         default=False, strict=True, description="add each result's scores and ranks"
     )
+    sort: Sort = Field(
+        default="relevance",
+        description="relevance, or date: newest first (ties by relevance, undated last)",
+    )
+    recency_half_life_days: float | None = Field(
+        default=None, gt=0, le=MAX_HALF_LIFE_DAYS, allow_inf_nan=False, strict=True,
+        description="prefer newer passages: each score counts 1 + w x 2^(-age/this) times, "
+        "age in days before the newest matching passage (or date_to); the set is unchanged",
+    )  # fmt: skip
+    facets: list[Facet] | None = Field(
+        default=None, description="count the matching results by month, source and/or kind"
+    )
+
+    @field_validator("facets")
+    @classmethod
+    def _distinct_facets(cls, facets: list[Facet] | None) -> list[Facet] | None:
+        return list(dict.fromkeys(facets)) if facets is not None else None
 
     @field_validator("query", mode="before")
     @classmethod
@@ -189,6 +210,9 @@ class Explain(BaseModel):
     lexical_rank: int | None
     article_boost: float
     fused_score: float
+    recency_factor: float | None = Field(
+        default=None, description="with recency_half_life_days: what the score was multiplied by"
+    )
 
 
 class SearchResult(BaseModel):
@@ -219,6 +243,11 @@ class SearchResult(BaseModel):
     explain: Explain | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
+class FacetValue(BaseModel):
+    value: str = Field(description="YYYY-MM or 'undated' for month; a source; a kind")
+    count: int
+
+
 class SearchResponse(BaseModel):
     query: str
     mode: Mode
@@ -226,6 +255,15 @@ class SearchResponse(BaseModel):
     snapshot: str
     # Why the list is empty, when the service decided so; left out of the JSON otherwise.
     note: str | None = Field(default=None, exclude_if=lambda note: note is None)
+    total: int = Field(description="results the query has in all (the same on every page)")
+    total_articles: int = Field(description="distinct articles those results come from")
+    total_is_lower_bound: bool = Field(
+        description="true when an approximate index or a depth bound cut the count short"
+    )
+    facets: dict[Facet, list[FacetValue]] | None = Field(
+        default=None, exclude_if=lambda facets: facets is None,
+        description="counts of all the results by each facet asked for",
+    )  # fmt: skip
     results: list[SearchResult]
 
 

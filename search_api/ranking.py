@@ -1,9 +1,9 @@
-"""Pure ranking helpers: lexical query terms, score fusion, collapsing, evidence sentences."""
+"""Pure ranking helpers: lexical query terms, score fusion, evidence sentences."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from indexer.parse import Span
 
@@ -91,19 +91,6 @@ def convex_fusion(
         row: cosine + boost.get(row, 0.0) + extra.get(row, 0.0) for row, cosine in dense.items()
     }
     return sorted(fused.items(), key=lambda pair: (-pair[1], -dense[pair[0]], pair[0]))
-
-
-def collapse_by(
-    items: Sequence[tuple[int, float]], group_of: Mapping[int, Hashable]
-) -> list[tuple[int, float]]:
-    """Keep the best-ranked item of each group, in rank order."""
-    seen: set[Hashable] = set()
-    kept = []
-    for item, score in items:
-        if group_of[item] not in seen:
-            seen.add(group_of[item])
-            kept.append((item, score))
-    return kept
 
 
 def best_sentences(

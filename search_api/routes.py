@@ -20,10 +20,12 @@ from indexer.store import KEPT_JOBS
 from search_api.errors import NotReadyError
 from search_api.jobs import Rebuilds, ReindexJob
 from search_api.live import LiveSearcher
+from search_api.matching import FACETS
 from search_api.metrics import Metrics
 from search_api.models import (
     DEFAULT_MODE,
     MAX_FILTER_VALUES,
+    MAX_HALF_LIFE_DAYS,
     MAX_K,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
@@ -33,6 +35,7 @@ from search_api.models import (
     Mode,
     SearchRequest,
     SearchResponse,
+    Sort,
     Stats,
 )
 from search_api.searcher import Searcher
@@ -143,6 +146,8 @@ def _validated(**fields: Any) -> SearchRequest:
 # these declare the same rules in the OpenAPI schema.
 _DATE = {"format": "date"}
 _VALUES = {"minItems": 1, "maxItems": MAX_FILTER_VALUES}
+# One facet name, or several separated by commas.
+FACET_LIST = "^({names})(,({names}))*$".format(names="|".join(FACETS))
 
 
 @router.get(
@@ -202,12 +207,30 @@ def search_get(
     dedupe: bool = True,
     highlight: bool = True,
     explain: bool = False,
+    sort: Annotated[Sort, Query(description="relevance, or date: newest first")] = "relevance",
+    recency_half_life_days: Annotated[
+        float | None,
+        Query(
+            description="prefer newer passages: half-life of the preference in days",
+            json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_HALF_LIFE_DAYS},
+        ),
+    ] = None,
+    facets: Annotated[
+        list[str],
+        Query(
+            description="count the results by month, source and/or kind: repeat the "
+            "parameter (facets=month&facets=source) or separate by commas (facets=month,source)",
+            json_schema_extra={"items": {"type": "string", "pattern": FACET_LIST}},
+        ),
+    ] = [],  # noqa: B006 - FastAPI copies parameter defaults per request
 ) -> SearchResponse:
     filters = {"source": source or None, "article_id": article_id or None,
                "date_from": date_from, "date_to": date_to}  # fmt: skip
     request = _validated(
         query=q, k=k, mode=mode, filters=filters, min_score=min_score, offset=offset,
-        collapse=collapse, dedupe=dedupe, highlight=highlight, explain=explain,
+        collapse=collapse, dedupe=dedupe, highlight=highlight, explain=explain, sort=sort,
+        recency_half_life_days=recency_half_life_days,
+        facets=[name for value in facets for name in value.split(",")] or None,
     )  # fmt: skip
     return searcher.search(request)
 

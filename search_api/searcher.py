@@ -12,15 +12,24 @@ from indexer.chunk import Chunk
 from indexer.embed import QueryEncoder
 from indexer.errors import ModelMismatchError
 from indexer.parse import Span
-from indexer.settings import DEFAULT_NO_MATCH_THRESHOLD
-from indexer.store import ChunkFilter, IndexStore, Snapshot
+from indexer.store import UNDATED, ChunkFilter, IndexStore, Snapshot, Within
+from search_api.matching import (
+    DEFAULT_RULES,
+    MatchRules,
+    date_order,
+    facet_counts,
+    first_of_each,
+    recency_factors,
+    recency_order,
+    reference_day,
+)
 from search_api.models import (
     Article,
     Evidence,
     Explain,
+    FacetValue,
     Filters,
     Highlight,
-    Mode,
     Passage,
     SearchRequest,
     SearchResponse,
@@ -31,7 +40,6 @@ from search_api.ranking import (
     article_boosts,
     article_weight,
     best_sentences,
-    collapse_by,
     convex_fusion,
     lexical_weight,
     query_terms,
@@ -41,7 +49,12 @@ NO_MATCH_NOTE = "no passage matches this query well"
 RESULT_COLUMNS = (
     "article_id", "title", "text", "source", "kind", "position", "start", "end", "published"
 )  # fmt: skip
-MIN_CANDIDATES = 100
+# Hybrid search adds the words' signal from this many best lexical matches: a fixed depth,
+# so every page of a query ranks its matching set the same way.
+LEXICAL_DEPTH = 500
+# Lexical mode matches passages holding a query word among this many best by bm25; past it,
+# the count is a lower bound.
+LEXICAL_MATCH_DEPTH = 2_000
 
 
 def _chunk_filter(filters: Filters) -> ChunkFilter:
@@ -60,7 +73,7 @@ class Searcher:
         self,
         snapshot: Snapshot,
         embedder: QueryEncoder,
-        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        rules: MatchRules = DEFAULT_RULES,
         time_limit_seconds: float | None = None,
     ) -> None:
         """Use ``Searcher.open``, which also closes the snapshot should this refuse it."""
@@ -74,7 +87,7 @@ class Searcher:
             )
         self.snapshot = snapshot
         self._embedder = embedder
-        self._no_match_threshold = no_match_threshold
+        self._rules = rules
         self._time_limit = time_limit_seconds or None
 
     @classmethod
@@ -84,15 +97,15 @@ class Searcher:
         encoder: QueryEncoder,
         snapshot_id: str | None = None,
         *,
-        no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD,
+        rules: MatchRules = DEFAULT_RULES,
         time_limit: float | None = None,
     ) -> Searcher:
         """The one way to open a Searcher: over ``snapshot_id`` (the live one by default),
-        encoding queries with ``encoder``; ``time_limit`` seconds per search (None or 0: no
-        limit). The snapshot is closed again if anything here fails."""
+        encoding queries with ``encoder``, matching by ``rules``; ``time_limit`` seconds per
+        search (None or 0: no limit). The snapshot is closed again if anything here fails."""
         snapshot = store.open_snapshot(snapshot_id)
         try:
-            return cls(snapshot, encoder, no_match_threshold, time_limit)
+            return cls(snapshot, encoder, rules, time_limit)
         except BaseException:
             snapshot.close()
             raise
@@ -140,34 +153,27 @@ class Searcher:
     def _empty(self, request: SearchRequest, note: str) -> SearchResponse:
         return SearchResponse(
             query=request.query, mode=request.mode, took_ms=0.0, snapshot=self.snapshot.id,
-            note=note, results=[],
+            note=note, total=0, total_articles=0, total_is_lower_bound=False,
+            facets={facet: [] for facet in request.facets} if request.facets else None,
+            results=[],
         )  # fmt: skip
 
     def _search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
-        depth = max(MIN_CANDIDATES, 5 * (request.k + request.offset))
         chunk_filter = _chunk_filter(request.filters)
-        # Every mode needs the query's vector: for "no good match" and for evidence sentences.
+        # Every mode needs the query's vector: for the matching bar and for evidence sentences.
         vector = self._embedder.encode_query(request.query)
         self.snapshot.check_time()  # encoding may have waited behind a burst
-        lists = self._rank(request.query, vector, request.mode, depth, chunk_filter)
+        matches = self._match(request, vector, chunk_filter)
         self.snapshot.check_time()
-        note = None
-        if request.min_score is None and not self._matches_well(vector, lists, chunk_filter):
-            note, lists.fused = NO_MATCH_NOTE, []
-        # Rounded once here, so min_score compares the very scores the caller sees.
-        ranked = [(row, round(score, 6)) for row, score in lists.fused]
-        if request.min_score is not None:
-            ranked = [(row, score) for row, score in ranked if score >= request.min_score]
-        groups = (
-            self.snapshot.duplicate_groups([row for row, _ in ranked]) if request.dedupe else {}
-        )
-        if request.dedupe:
-            ranked = collapse_by(ranked, {row: groups.get(row, -1 - row) for row, _ in ranked})
-        if request.collapse:
-            ranked = collapse_by(ranked, self.snapshot.article_ids([row for row, _ in ranked]))
-        ranked = ranked[request.offset : request.offset + request.k]
-        shown = [row for row, _ in ranked]
+        columns = self.snapshot.columns
+        rows, scores = self._representatives(request, matches)
+        factors = self._recency(request, matches, rows)
+        order = self._order(request, rows, scores, factors)
+        rows, scores = rows[order], scores[order]
+        factors = factors[order] if factors is not None else None
+        page = slice(request.offset, request.offset + request.k)
+        shown = [int(row) for row in rows[page]]
         chunks = self.snapshot.rows(shown)
         spans = (
             self.snapshot.highlight_spans(
@@ -177,33 +183,98 @@ class Searcher:
             else {}
         )
         evidence = self._evidence(vector, chunks)
-        duplicates = self._duplicates(
-            {row: groups[row] for row in shown if row in groups}, chunk_filter
+        duplicates = (
+            self._duplicates({row: int(columns.group[row]) for row in shown}, chunk_filter)
+            if request.dedupe
+            else {}
         )
+        # Undated passages get no recency factor (they are ranked as if it were 1).
+        shown_factors = [
+            None if factors is None or columns.day[row] == UNDATED else float(factor)
+            for row, factor in zip(
+                shown, factors[page] if factors is not None else shown, strict=True
+            )
+        ]
         results = [
             SearchResult.model_validate(
                 {
                     "rank": rank,
-                    "score": score,
+                    "score": float(score),
                     "chunk_id": chunks[row].id,
                     "highlights": [Highlight(start=s, end=e) for s, e in spans.get(row, [])],
                     "evidence": [Evidence(start=s, end=e) for s, e in evidence[row]],
                     "duplicates": len(duplicates.get(row, [])),
                     "duplicate_sources": sorted({source for source in duplicates.get(row, [])}),
-                    "explain": lists.explain(row, score) if request.explain else None,
+                    "explain": (
+                        matches.explain(row, float(score), factor) if request.explain else None
+                    ),
                     **{column: getattr(chunks[row], column) for column in RESULT_COLUMNS},
                 }
             )
-            for rank, (row, score) in enumerate(ranked, start=request.offset + 1)
+            for rank, (row, score, factor) in enumerate(
+                zip(shown, scores[page], shown_factors, strict=True), start=request.offset + 1
+            )
         ]
         return SearchResponse(
             query=request.query,
             mode=request.mode,
             took_ms=round((time.perf_counter() - started) * 1000, 3),
             snapshot=self.snapshot.id,
-            note=note,
+            note=None if len(rows) else NO_MATCH_NOTE,
+            total=len(rows),
+            total_articles=len(np.unique(columns.article[rows])),
+            total_is_lower_bound=not matches.exhaustive,
+            facets=(
+                {
+                    facet: _facet_values(facet_counts(facet, rows, columns))
+                    for facet in request.facets
+                }
+                if request.facets
+                else None
+            ),
             results=results,
         )
+
+    def _representatives(
+        self, request: SearchRequest, matches: _Matches
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The results in relevance order: each near-duplicate group's (with ``dedupe``) and
+        each article's (with ``collapse``) most relevant passage, whatever the sort."""
+        rows, scores = matches.rows, matches.scores
+        columns = self.snapshot.columns
+        for wanted, keys in ((request.dedupe, columns.group), (request.collapse, columns.article)):
+            if wanted and len(rows):
+                kept = first_of_each(np.arange(len(rows)), keys[rows])
+                rows, scores = rows[kept], scores[kept]
+        return rows, scores
+
+    def _recency(
+        self, request: SearchRequest, matches: _Matches, rows: np.ndarray
+    ) -> np.ndarray | None:
+        """Each result's recency factor, when the request asks for a recency preference."""
+        half_life = request.recency_half_life_days
+        if half_life is None:
+            return None
+        days = self.snapshot.columns.day
+        date_to = request.filters.date_to.toordinal() if request.filters.date_to else None
+        reference = reference_day(days[matches.rows], date_to)
+        if reference is None:
+            return np.ones(len(rows))
+        return recency_factors(days[rows], reference, half_life, self._rules.recency_weight)
+
+    def _order(
+        self,
+        request: SearchRequest,
+        rows: np.ndarray,
+        scores: np.ndarray,
+        factors: np.ndarray | None,
+    ) -> np.ndarray:
+        """Positions of the relevance-ordered results in the order the request asks for."""
+        if request.sort == "date":
+            return date_order(self.snapshot.columns.day[rows])
+        if factors is not None:
+            return recency_order(scores, factors)
+        return np.arange(len(rows))
 
     def _evidence(self, vector: np.ndarray, chunks: dict[int, Chunk]) -> dict[int, list[Span]]:
         """Each row's best-answering sentence (or two); a one-sentence passage is its own."""
@@ -223,71 +294,151 @@ class Searcher:
             for row, group in groups.items()
         }
 
-    def _matches_well(self, vector: np.ndarray, lists: _Lists, chunk_filter: ChunkFilter) -> bool:
-        """Whether any passage is close enough in meaning to the query to be worth showing.
+    def _match(
+        self, request: SearchRequest, vector: np.ndarray, chunk_filter: ChunkFilter
+    ) -> _Matches:
+        """Every passage matching the request, most relevant first.
 
-        Rank fusion cannot tell an off-topic query from a good one, so the decision rests on
-        an absolute signal, the best passage's cosine, in every mode. An unfiltered dense list
-        already starts with it; otherwise it takes one more nearest-neighbour search."""
-        if self._no_match_threshold <= 0:
-            return True
-        if lists.dense and not chunk_filter.active:
-            best = lists.dense[:1]
-        else:
-            best = self.snapshot.nearest(vector, 1)
-        return bool(best) and best[0][1] >= self._no_match_threshold
-
-    def _rank(
-        self, query: str, vector: np.ndarray, mode: Mode, depth: int, chunk_filter: ChunkFilter
-    ) -> _Lists:
-        if mode == "lexical":
-            lexical = self.snapshot.lexical(query_terms(query), depth, chunk_filter)
-            return _Lists(fused=lexical, lexical=lexical)
+        When the query has a good match at all (its best passage's cosine clears the "no
+        good match" threshold), a passage passing the filters matches when the score the
+        results show clears the bar: the cosine in dense mode, cosine plus the words' share
+        in hybrid mode (so a passage holding the query's words can match with a lower
+        cosine). Lexical mode matches every passage holding a query word. An explicit
+        ``min_score`` replaces the check and the bar."""
+        terms = query_terms(request.query)
         allowed = self.snapshot.rows_passing(chunk_filter)
-        dense = self.snapshot.nearest(vector, depth, allowed)
-        if mode == "dense":
-            return _Lists(fused=dense, dense=dense)
-        terms = query_terms(query)
-        lexical = self.snapshot.lexical(terms, depth, chunk_filter)
-        cosines = dict(dense)
-        # Passages only the lexical list found are scored exactly, so every candidate is fused
-        # on the same two signals.
-        cosines.update(
-            self.snapshot.similarities(vector, [r for r, _ in lexical if r not in cosines])
-        )
-        boosts = self._article_boosts(lexical, cosines, article_weight(terms))
+        gated = request.min_score is None
+        if request.mode == "lexical":
+            if gated and not self._has_match(vector, allowed):
+                return _Matches.empty()
+            return self._match_lexical(request, vector, terms, chunk_filter)
+        bar = self._rules.match_threshold if request.min_score is None else request.min_score
+        within = self.snapshot.within(vector, bar, allowed)
+        if gated and not self._has_match(vector, allowed, within, bar):
+            return _Matches.empty()
+        cosines = dict(zip(within.rows.tolist(), within.scores.tolist(), strict=True))
+        if request.mode == "dense":
+            ranked = sorted(cosines.items(), key=lambda pair: (-pair[1], pair[0]))
+            return _Matches.of(ranked, within.exhaustive, cosines)
+        lexical = self.snapshot.lexical(terms, LEXICAL_DEPTH, chunk_filter)
+        weight = article_weight(terms)
+        # Below the bar in cosine, a passage can still clear it in fused score: when the
+        # lexical list holds it, or (long queries) holds a passage of its article.
+        lifted = {row for row, _ in lexical}
+        if weight > 0:
+            lifted.update(self._rows_of_articles([row for row, _ in lexical], allowed))
+        cosines.update(self.snapshot.similarities(vector, sorted(lifted - cosines.keys())))
+        boosts = self._article_boosts(lexical, cosines, weight)
         fused = convex_fusion(cosines, lexical, lexical_weight(terms), boosts)
-        return _Lists(fused, dense, lexical, cosines, boosts)
+        return _Matches.of(fused, within.exhaustive, cosines, lexical, boosts, bar)
+
+    def _has_match(
+        self,
+        vector: np.ndarray,
+        allowed: list[int] | None,
+        within: Within | None = None,
+        bar: float = 1.0,
+    ) -> bool:
+        """Whether the query's best passage passing the filters clears the "no good match"
+        threshold. Rank fusion cannot tell an off-topic query from a good one, so this rests
+        on an absolute signal, the best cosine, in every mode; the rows within ``bar``
+        already hold it when the bar is no higher than the threshold."""
+        threshold = self._rules.no_match_threshold
+        if threshold <= 0:
+            return True
+        if within is not None and len(within.scores) and float(within.scores.max()) >= threshold:
+            return True
+        if within is not None and bar <= threshold:
+            return False
+        best = self.snapshot.nearest(vector, 1, allowed)
+        return bool(best) and best[0][1] >= threshold
+
+    def _rows_of_articles(self, rows: list[int], allowed: list[int] | None) -> list[int]:
+        """Every row (passing the filter) of the articles these rows belong to."""
+        columns = self.snapshot.columns
+        found = columns.rows_of(np.unique(columns.article[np.asarray(rows, dtype=np.int64)]))
+        if allowed is not None:
+            found = found[np.isin(found, np.asarray(allowed, dtype=np.int64))]
+        return [int(row) for row in found]
+
+    def _match_lexical(
+        self,
+        request: SearchRequest,
+        vector: np.ndarray,
+        terms: list[str],
+        chunk_filter: ChunkFilter,
+    ) -> _Matches:
+        """The passages holding a query word, by bm25 (``min_score`` compares bm25)."""
+        lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
+        exhaustive = len(lexical) < LEXICAL_MATCH_DEPTH
+        cosines = self.snapshot.similarities(vector, [row for row, _ in lexical])
+        return _Matches.of(
+            lexical, exhaustive, cosines, lexical, min_score=request.min_score, dense_ranks=False
+        )
 
     def _article_boosts(
         self, lexical: list[tuple[int, float]], cosines: dict[int, float], weight: float
     ) -> dict[int, float]:
         if weight <= 0 or not lexical:
             return {}
-        article_of = self.snapshot.article_ids(list(cosines))
+        article_of = self.snapshot.article_ids([*cosines, *(row for row, _ in lexical)])
         return article_boosts(lexical, article_of, cosines, weight)
 
 
-@dataclass
-class _Lists:
-    """The ranked list a search returns, and the single lists it came from (for explain)."""
+@dataclass(frozen=True)
+class _Matches:
+    """The matching passages in relevance order with their scores (rounded once, so
+    ``min_score`` compares the very scores the caller sees), and the single lists they came
+    from (for explain)."""
 
-    fused: list[tuple[int, float]]
-    dense: list[tuple[int, float]] = field(default_factory=list)
+    rows: np.ndarray  # int64
+    scores: np.ndarray  # float64
+    exhaustive: bool
+    cosines: dict[int, float] = field(default_factory=dict)  # every candidate's cosine
     lexical: list[tuple[int, float]] = field(default_factory=list)
-    cosines: dict[int, float] = field(default_factory=dict)  # hybrid: every candidate's cosine
     boosts: dict[int, float] = field(default_factory=dict)  # hybrid: article boost by row
+    dense_ranks: bool = True  # lexical mode ranks no list by cosine
 
-    def explain(self, row: int, fused_score: float) -> Explain:
-        dense = {r: (rank, score) for rank, (r, score) in enumerate(self.dense, start=1)}
-        lexical = {r: (rank, score) for rank, (r, score) in enumerate(self.lexical, start=1)}
-        dense_rank, dense_score = dense.get(row, (None, self.cosines.get(row)))
+    @classmethod
+    def of(
+        cls,
+        ranked: list[tuple[int, float]],
+        exhaustive: bool,
+        cosines: dict[int, float],
+        lexical: list[tuple[int, float]] | None = None,
+        boosts: dict[int, float] | None = None,
+        min_score: float | None = None,
+        dense_ranks: bool = True,
+    ) -> _Matches:
+        rounded = [(row, round(score, 6)) for row, score in ranked]
+        if min_score is not None:
+            rounded = [(row, score) for row, score in rounded if score >= min_score]
+        return cls(
+            rows=np.asarray([row for row, _ in rounded], dtype=np.int64),
+            scores=np.asarray([score for _, score in rounded], dtype=np.float64),
+            exhaustive=exhaustive, cosines=cosines, lexical=lexical or [], boosts=boosts or {},
+            dense_ranks=dense_ranks,
+        )  # fmt: skip
+
+    @classmethod
+    def empty(cls) -> _Matches:
+        return cls.of([], exhaustive=True, cosines={})
+
+    def explain(self, row: int, score: float, recency_factor: float | None) -> Explain:
+        by_cosine = sorted(self.cosines, key=lambda r: (-self.cosines[r], r))
+        dense_rank = by_cosine.index(row) + 1 if self.dense_ranks and row in self.cosines else None
+        lexical = {r: (rank, s) for rank, (r, s) in enumerate(self.lexical, start=1)}
         lexical_rank, lexical_score = lexical.get(row, (None, None))
         return Explain(
-            dense_score=_rounded(dense_score), dense_rank=dense_rank,
+            dense_score=_rounded(self.cosines.get(row)), dense_rank=dense_rank,
             lexical_score=_rounded(lexical_score), lexical_rank=lexical_rank,
-            article_boost=round(self.boosts.get(row, 0.0), 6), fused_score=fused_score,
+            article_boost=round(self.boosts.get(row, 0.0), 6), fused_score=score,
+            recency_factor=None if recency_factor is None else round(float(recency_factor), 6),
         )  # fmt: skip
+
+
+def _facet_values(counts: list[tuple[str, int]]) -> list[FacetValue]:
+    return [FacetValue(value=value, count=count) for value, count in counts]
 
 
 def _rounded(score: float | None) -> float | None:

@@ -30,6 +30,7 @@ from indexer.build import build_index
 from indexer.embed import Embedder
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.matching import MatchRules
 from search_api.searcher import Searcher
 
 if "SEEDSEARCH_EXPORTED_MODELS_DIR" not in os.environ:
@@ -116,10 +117,11 @@ def searcher(seed_settings: Settings, embedder: Embedder) -> Iterator[Searcher]:
     opened.close()
 
 
-# Between the stand-in's best cosines for the queries its tests ask (0.21 and up) and, over
-# the seed passages, for every off-topic query of tests/data (0.18 at most, from words that
-# share their first five letters with a seed word).
-STAND_IN_NO_MATCH_THRESHOLD = 0.2
+# The "no good match" threshold lies between the stand-in's best cosines for the queries its
+# tests ask (0.21 and up) and, over the seed passages, for every off-topic query of tests/data
+# (0.18 at most, from words that share their first five letters with a seed word). A passage
+# sharing any word with the query matches it.
+STAND_IN_RULES = MatchRules(no_match_threshold=0.2, match_threshold=0.01)
 
 
 @pytest.fixture(scope="session")
@@ -134,9 +136,7 @@ def stand_in_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 def open_stand_in(index_dir: Path) -> Searcher:
     """A Searcher over an index the stand-in model built, encoding queries with it."""
-    return Searcher.open(
-        IndexStore(index_dir), HashEmbedder(), no_match_threshold=STAND_IN_NO_MATCH_THRESHOLD
-    )
+    return Searcher.open(IndexStore(index_dir), HashEmbedder(), rules=STAND_IN_RULES)
 
 
 @pytest.fixture(scope="session")
@@ -310,3 +310,14 @@ class HashEmbedder:
             if not vectors[row].any():  # words whose hashes cancelled out
                 vectors[row, 0] = 1.0
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def dated_bbc_files(directory: Path, count: int, paragraphs: int | None = None) -> list[Path]:
+    """``count`` BBC articles (the five topics in turn) written into ``directory``, each with
+    its dateline as the first body paragraph: dates spread over two years back from
+    2026-02-02, every twelfth article undated, every fifth dateline an ISO date (see
+    ``search_api.evaluation.archive_date``). ``paragraphs`` keeps only the first few body
+    paragraphs, to keep the embedding cheap. Skipped without the shared corpus."""
+    from search_api.evaluation import write_dated_archive
+
+    return write_dated_archive(shared(BBC), directory, count, paragraphs)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SEED_FILE, STAND_IN_NO_MATCH_THRESHOLD, HashEmbedder
+from conftest import SEED_FILE, STAND_IN_RULES, HashEmbedder
 from fastapi.testclient import TestClient
 
 from indexer.settings import Settings
@@ -45,9 +45,7 @@ def test_before_any_build_search_says_how_to_build(tmp_path: Path) -> None:
 
 def stand_in_live(store: IndexStore, clock: Callable[[], float] = time.monotonic) -> LiveSearcher:
     """A live searcher over ``store`` that encodes queries with the stand-in model."""
-    return LiveSearcher(
-        store, HashEmbedder(), clock=clock, no_match_threshold=STAND_IN_NO_MATCH_THRESHOLD
-    )
+    return LiveSearcher(store, HashEmbedder(), clock=clock, rules=STAND_IN_RULES)
 
 
 def test_a_broken_snapshot_is_refused_and_the_live_one_kept(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     SEED_FILE,
-    STAND_IN_NO_MATCH_THRESHOLD,
+    STAND_IN_RULES,
     HashEmbedder,
     bbc_files,
     new_corpus,
@@ -23,6 +23,7 @@ from indexer.errors import EXIT_GATE, EXIT_USAGE, GateRefusedError, SnapshotErro
 from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.gate import mrr_gate
+from search_api.matching import MatchRules
 
 VOLCANO = "Volcano Erupts Near Iceland Fishing Town\n\nLava fountains lit up the sky.\n"
 
@@ -41,7 +42,9 @@ def test_a_snapshot_as_good_as_the_live_one_publishes(
     live: Settings, embedder: Embedder, seed_queries: Path
 ) -> None:
     (live.seeds_dir / "volcano.txt").write_text(VOLCANO)
-    gate = mrr_gate(seed_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    gate = mrr_gate(
+        seed_queries, embedder, tolerance=0.02, rules=MatchRules(no_match_threshold=0.3)
+    )
     report = build_index(live, embedder=embedder, gate=gate)
     assert report.published and report.gate is not None and report.gate.passed
     assert report.gate.live is not None and report.gate.candidate >= report.gate.live - 0.02
@@ -56,7 +59,9 @@ def test_a_snapshot_that_loses_the_answers_is_not_published(
     (live.seeds_dir / SEED_FILE.name).unlink()  # the articles the dev queries ask about
     for path in bbc_files(3):
         shutil.copy(path, live.seeds_dir / path.name)
-    gate = mrr_gate(seed_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    gate = mrr_gate(
+        seed_queries, embedder, tolerance=0.02, rules=MatchRules(no_match_threshold=0.3)
+    )
     with pytest.raises(GateRefusedError, match="not published"):
         build_index(live, embedder=embedder, gate=gate)
     assert store.current_id() == before and store.snapshot_ids() == [before]
@@ -94,14 +99,16 @@ def test_with_no_live_snapshot_the_gate_publishes_and_says_so(
     tmp_path: Path, embedder: Embedder, seed_queries: Path
 ) -> None:
     settings = Settings(seeds_dir=new_corpus(tmp_path / "seeds"), index_dir=tmp_path / "index")
-    gate = mrr_gate(seed_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    gate = mrr_gate(
+        seed_queries, embedder, tolerance=0.02, rules=MatchRules(no_match_threshold=0.3)
+    )
     report = build_index(settings, embedder=embedder, gate=gate)
     assert report.published and report.gate is not None and report.gate.passed
     assert "no live snapshot" in report.gate.message and report.gate.candidate > 0.8
 
 
 def stand_in_gate(queries: Path) -> Gate:
-    return mrr_gate(queries, HashEmbedder(), 0.02, STAND_IN_NO_MATCH_THRESHOLD)
+    return mrr_gate(queries, HashEmbedder(), 0.02, STAND_IN_RULES)
 
 
 def test_the_gate_records_its_figure_beside_the_snapshot_and_verify_checks_it(
@@ -151,7 +158,9 @@ def test_after_a_model_change_the_gate_compares_with_the_recorded_figure(
     (gated_stand_in.seeds_dir / SEED_FILE.name).unlink()
     for path in bbc_files(3):
         shutil.copy(path, gated_stand_in.seeds_dir / path.name)
-    gate = mrr_gate(seed_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    gate = mrr_gate(
+        seed_queries, embedder, tolerance=0.02, rules=MatchRules(no_match_threshold=0.3)
+    )
     with pytest.raises(GateRefusedError, match="recorded when the live snapshot was gated"):
         build_index(gated_stand_in, embedder=embedder, gate=gate)
     assert store.current_id() == before
@@ -169,7 +178,9 @@ def test_without_a_comparable_figure_the_gate_publishes_and_says_why(
 ) -> None:
     other_queries = tmp_path / "other.jsonl"
     other_queries.write_text(seed_queries.read_text().splitlines()[0] + "\n")
-    gate = mrr_gate(other_queries, embedder, tolerance=0.02, no_match_threshold=0.3)
+    gate = mrr_gate(
+        other_queries, embedder, tolerance=0.02, rules=MatchRules(no_match_threshold=0.3)
+    )
     report = build_index(gated_stand_in, embedder=embedder, gate=gate)
     assert report.published and report.gate is not None and report.gate.live is None
     assert "published without a comparison" in report.gate.message

@@ -7,6 +7,7 @@ embedding cache, publish and prune); ``Snapshot`` is one published snapshot open
 
 from indexer.store._cache import EmbeddingCache
 from indexer.store._chunks import ChunkFilter
+from indexer.store._columns import UNDATED, RowColumns, month_name
 from indexer.store._jobs import (
     KEPT_JOBS,
     JobRecord,
@@ -30,12 +31,15 @@ from indexer.store._manifest import (
 )
 from indexer.store._root import IndexStore, new_snapshot_id, snapshots_to_prune
 from indexer.store._snapshot import GateRecord, Snapshot, SnapshotContents
+from indexer.store._vectors import APPROXIMATE_MATCH_DEPTH, Within
 
 __all__ = [
+    "APPROXIMATE_MATCH_DEPTH",
     "FLAT_LIMIT",
     "HNSW_LIMIT",
     "INDEX_TYPES",
     "KEPT_JOBS",
+    "UNDATED",
     "ChunkFilter",
     "EmbeddingCache",
     "FileError",
@@ -47,13 +51,16 @@ __all__ = [
     "JobRecords",
     "JobState",
     "Manifest",
+    "RowColumns",
     "Snapshot",
     "SnapshotContents",
     "SourceFile",
     "VectorIndexSpec",
+    "Within",
     "check_job_id",
     "choose_index",
     "content_key",
+    "month_name",
     "new_job_id",
     "new_snapshot_id",
     "snapshots_to_prune",

@@ -21,6 +21,7 @@ from typing import Any
 from indexer.chunk import Chunk
 from indexer.errors import QueryTimeoutError
 from indexer.parse import Span
+from indexer.store._columns import RowColumns
 
 CHUNK_COLUMNS = (
     "id", "article_id", "kind", "title", "text", "embed_text", "source", "start", "end", "position",
@@ -247,11 +248,13 @@ class ChunkTable:
         """The text each chunk was embedded from, in row order."""
         return [str(r[0]) for r in self._all("SELECT embed_text FROM chunks ORDER BY row")]
 
-    def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
-        found = self._in_batches(
-            "SELECT row, article_id FROM chunks WHERE row IN ({marks})", row_ids
+    def columns(self) -> RowColumns:
+        """Every row's article, duplicate group, date, source and kind, in one read."""
+        return RowColumns.from_rows(
+            self._all(
+                "SELECT article_id, duplicate_of, published, source, kind FROM chunks ORDER BY row"
+            )
         )
-        return {int(row): str(article) for row, article in found}
 
     def article(self, article_id: str) -> list[Chunk]:
         """An article's chunks in reading order (captions, then paragraphs; windows by offset)."""
@@ -261,15 +264,6 @@ class ChunkTable:
             [article_id],
         )
         return [_chunk(row) for row in found]
-
-    def duplicate_groups(self, row_ids: Sequence[int]) -> dict[int, int]:
-        """The duplicate group of each row that has one (rows without are left out)."""
-        found = self._in_batches(
-            "SELECT row, duplicate_of FROM chunks"
-            " WHERE duplicate_of IS NOT NULL AND row IN ({marks})",
-            row_ids,
-        )
-        return {int(row): int(group) for row, group in found}
 
     def group_members(
         self, groups: Sequence[int], chunk_filter: ChunkFilter

@@ -19,7 +19,7 @@ from indexer.parse import Span
 from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable, write_chunks
 from indexer.store._files import fsync_path, write_atomically
 from indexer.store._manifest import DataFile, Manifest
-from indexer.store._vectors import VectorIndex, write_vectors
+from indexer.store._vectors import VectorIndex, Within, write_vectors
 
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
@@ -176,6 +176,7 @@ class Snapshot:
         check_files(directory, self.manifest, digests=False)  # cheap: sizes only
         self._chunks = self._open_chunks(directory)
         try:
+            self.columns = self._chunks.columns()
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._sentence_vectors = np.load(directory / SENTENCES_FILE, mmap_mode="r")
             if len(self._vectors) != self.manifest.chunks:
@@ -183,7 +184,7 @@ class Snapshot:
                     f"snapshot {directory.name} holds {len(self._vectors)} vectors for "
                     f"{self.manifest.chunks} chunks"
                 )
-        except (OSError, RuntimeError, ValueError) as error:  # FAISS raises RuntimeError
+        except (OSError, RuntimeError, ValueError, sqlite3.Error) as error:  # FAISS: RuntimeError
             self.close()
             raise SnapshotError(f"cannot open snapshot {directory.name}: {error}") from error
         except BaseException:
@@ -211,6 +212,13 @@ class Snapshot:
         """Rows closest to a query vector, best first (among ``allowed`` rows when given)."""
         return self._vectors.nearest(vector, depth, allowed)
 
+    def within(
+        self, vector: np.ndarray, bar: float, allowed: Sequence[int] | None = None
+    ) -> Within:
+        """Every row (among ``allowed`` when given) whose cosine to a query vector is at least
+        ``bar``; ``exhaustive`` says whether an approximate index's depth bound was reached."""
+        return self._vectors.within(vector, bar, allowed)
+
     def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
         """Exact cosine of a query vector to each given row."""
         return self._vectors.similarities(vector, rows)
@@ -237,11 +245,12 @@ class Snapshot:
         return self._chunks.embedded_texts()
 
     def article_ids(self, row_ids: Sequence[int]) -> dict[int, str]:
-        return self._chunks.article_ids(row_ids)
+        codes, names = self.columns.article, self.columns.article_ids
+        return {row: names[codes[row]] for row in row_ids}
 
-    def duplicate_groups(self, row_ids: Sequence[int]) -> dict[int, int]:
-        """The near-duplicate group of each row that has one, by row."""
-        return self._chunks.duplicate_groups(row_ids)
+    def dated_articles(self) -> int:
+        """How many of the snapshot's articles have a publication date."""
+        return self.columns.dated_articles()
 
     def group_members(
         self, groups: Sequence[int], chunk_filter: ChunkFilter = NO_FILTER

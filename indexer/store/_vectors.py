@@ -7,8 +7,10 @@ type used here), so server processes opening the same snapshot share its pages.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,33 @@ TRAINING_PER_LIST = 32
 TRAINING_SEED = 1234
 # A filtered graph or list search widens its beam by the filter's selectivity, up to this.
 FILTER_WIDENING_LIMIT = 64
+# An approximate index (graph or lists) has no range search that finds every vector above a
+# bar, so it is asked for this many nearest neighbours and the matches among them are kept;
+# when all of them clear the bar, the matching set may go deeper (a lower bound).
+APPROXIMATE_MATCH_DEPTH = 2_000
+
+
+@dataclass(frozen=True)
+class Within:
+    """The rows within a bar of a query and their scores (unordered); ``exhaustive`` is False
+    when a depth bound may have cut the set short."""
+
+    rows: np.ndarray  # int64
+    scores: np.ndarray  # float32
+    exhaustive: bool
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One query gains nothing from OpenMP threads and, on a busy machine, loses several times
+    its time waiting for them (flat over 50k rows: 3 ms on one thread, 20 ms on two). The
+    setting belongs to the calling thread, so it is restored for whatever runs there next."""
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def _spec(index: VectorIndexSpec | IndexType) -> VectorIndexSpec:
@@ -123,16 +152,35 @@ class VectorIndex:
             best = np.argsort(-scores, kind="stable")[:depth]
             return [(int(ids[i]), float(scores[i])) for i in best]
         params = None if allowed is None else self._filtered(allowed, depth)
-        # One query gains nothing from OpenMP threads and, on a busy machine, loses several
-        # times its time waiting for them (flat over 50k rows: 3 ms on one thread, 20 ms on two).
-        # The setting belongs to the calling thread, so restore it for whatever runs there next.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
+        with _one_thread():
             scores, ids = self._index.search(vector, depth, params=params)
-        finally:
-            faiss.omp_set_num_threads(threads)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def within(
+        self, vector: np.ndarray, bar: float, allowed: Sequence[int] | None = None
+    ) -> Within:
+        """Every row (among ``allowed`` when given) whose inner product with ``vector`` is at
+        least ``bar``: all of them from exact search, and from an approximate index those
+        among its ``APPROXIMATE_MATCH_DEPTH`` nearest."""
+        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            ids = np.asarray(allowed, dtype=np.int64)
+            scores = self._index.reconstruct_batch(ids) @ vector[0] if len(ids) else ids * 0.0
+            keep = scores >= bar
+            return Within(ids[keep], scores[keep].astype(np.float32), exhaustive=True)
+        params = None if allowed is None else self._filtered(allowed, APPROXIMATE_MATCH_DEPTH)
+        with _one_thread():
+            if self.spec.type == "flat":
+                # FAISS keeps scores strictly above the radius; the bar itself matches.
+                radius = float(np.nextafter(np.float32(bar), np.float32(-np.inf)))
+                _, scores, ids = self._index.range_search(vector, radius, params=params)
+                exhaustive = True
+            else:
+                depth = min(APPROXIMATE_MATCH_DEPTH, len(self))
+                found, neighbours = self._index.search(vector, depth, params=params)
+                scores, ids = found[0], neighbours[0]
+                exhaustive = not (ids[-1] >= 0 and scores[-1] >= bar) if depth else True
+        keep = (ids >= 0) & (scores >= bar)
+        return Within(ids[keep].astype(np.int64), scores[keep], exhaustive)
 
     def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
         """The inner product of ``vector`` with each row's stored vector."""
