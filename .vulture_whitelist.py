@@ -17,6 +17,7 @@ _.loc  # ValidationProblem
 _.highlights  # SearchResult
 _.dense_score  # Explain
 _.fused_score
+_.article_boost
 _.version  # ChunkingParams, recorded in the manifest
 _.cache_pruned  # BuildReport, printed by build --json
 

@@ -88,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     status = commands.add_parser("status", help="describe the live snapshot")
     status.add_argument("--index", type=Path, help="index root (default: var/index)")
-    status.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    status.add_argument(
+        "--json", action="store_true", help="print the manifest, and dated_articles, as JSON"
+    )
     verify = commands.add_parser(
         "verify", help="check a snapshot's files against the sizes and digests in its manifest"
     )
@@ -116,11 +118,12 @@ def _print_build(report: BuildReport) -> None:
         print(f"  {report.gate.message}")
 
 
-def _print_status(manifest: Manifest) -> None:
+def _print_status(manifest: Manifest, dated_articles: int) -> None:
     print(f"snapshot   {manifest.snapshot_id} (built {manifest.built_at})")
     print(f"model      {manifest.model_name} ({manifest.dimension} dims)")
     print(
         f"index      {manifest.index_type}, {manifest.chunks} chunks, {manifest.articles} articles"
+        f" ({dated_articles} dated)"
     )
     print(f"files      {len(manifest.files)}")
     for source in manifest.files:
@@ -185,8 +188,9 @@ def _build_locked(args: argparse.Namespace, settings: Settings, store: IndexStor
     if args.gate is not None:
         # The entry point wires the search code in; the indexer library never imports it.
         from search_api.gate import mrr_gate
+        from search_api.matching import MatchRules
 
-        gate = mrr_gate(args.gate, local, args.gate_tolerance, settings.no_match_threshold,
+        gate = mrr_gate(args.gate, local, args.gate_tolerance, MatchRules.from_settings(settings),
                         settings.query_timeout_seconds)  # fmt: skip
     if args.engine == "ray":
         from indexer.ray_engine import RayEmbedder  # imports ray, the optional extra
@@ -200,11 +204,19 @@ def _build_locked(args: argparse.Namespace, settings: Settings, store: IndexStor
 
 
 def _status(args: argparse.Namespace) -> int:
-    manifest = IndexStore(settings_from_flags(index_dir=args.index).index_dir).manifest()
+    store = IndexStore(settings_from_flags(index_dir=args.index).index_dir)
+    manifest = store.manifest()
+    # The manifest does not count dates; the snapshot's chunk rows do (opened for that only).
+    snapshot = store.open_snapshot(manifest.snapshot_id)
+    try:
+        dated = snapshot.dated_articles()
+    finally:
+        snapshot.close()
     if args.json:
-        print(manifest.to_json())
+        document = json.loads(manifest.to_json()) | {"dated_articles": dated}
+        print(json.dumps(document, indent=2, ensure_ascii=False))
     else:
-        _print_status(manifest)
+        _print_status(manifest, dated)
     return 0
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
 
 from indexer.parse import Span
 
@@ -51,46 +54,47 @@ def article_weight(terms: Sequence[str]) -> float:
     return 0.0 if len(terms) <= SHORT_QUERY_TERMS else ARTICLE_WEIGHT_LONG
 
 
-def article_boosts(
-    lexical: Sequence[tuple[int, float]],
-    article_of: Mapping[int, str],
-    candidates: Iterable[int],
-    weight: float,
-) -> dict[int, float]:
-    """``weight`` x the best normalised bm25 among the lexical list's passages of each
-    candidate's article (candidates whose article the lexical list missed are left out)."""
-    best = max((score for _, score in lexical), default=0.0)
-    if weight <= 0 or best <= 0:
-        return {}
-    by_article: dict[str, float] = {}
-    for row, score in lexical:
-        article = article_of[row]
-        by_article[article] = max(by_article.get(article, 0.0), score / best)
-    return {
-        row: weight * by_article[article_of[row]]
-        for row in candidates
-        if article_of.get(row) in by_article
-    }
+@dataclass(frozen=True)
+class Fused:
+    """Candidates in fused order: each one's fused score, cosine and article boost."""
+
+    rows: np.ndarray  # int64
+    scores: np.ndarray
+    cosines: np.ndarray
+    article_boosts: np.ndarray
 
 
 def convex_fusion(
-    dense: Mapping[int, float],
+    rows: np.ndarray,
+    cosines: np.ndarray,
     lexical: Sequence[tuple[int, float]],
     weight: float,
-    article_boost: Mapping[int, float] | None = None,
-) -> list[tuple[int, float]]:
-    """Fuse by score: cosine + ``weight`` x bm25 / the query's best bm25 (+ the article
-    boost), best first.
+    articles: np.ndarray | None = None,
+    article_weight: float = 0.0,
+) -> Fused:
+    """Fuse by score: cosine + ``weight`` x bm25 / the query's best bm25 + the article boost
+    (``article_weight`` x the best normalised bm25 among the lexical list's passages of the
+    candidate's article, by ``articles[row]``), best first; ties go to the higher cosine.
 
-    ``dense`` holds the cosine of every candidate, lexical-only ones included; ties go to the
-    higher cosine. Unlike rank fusion, the fused score keeps the absolute signal of the cosine."""
+    ``rows`` (distinct) and ``cosines`` hold every candidate, lexical-only ones included.
+    Unlike rank fusion, the fused score keeps the absolute signal of the cosine."""
     best = max((score for _, score in lexical), default=0.0)
-    boost = {row: weight * score / best for row, score in lexical} if best > 0 else {}
-    extra = article_boost or {}
-    fused = {
-        row: cosine + boost.get(row, 0.0) + extra.get(row, 0.0) for row, cosine in dense.items()
-    }
-    return sorted(fused.items(), key=lambda pair: (-pair[1], -dense[pair[0]], pair[0]))
+    shares = np.zeros(len(rows))
+    boosts = np.zeros(len(rows))
+    if best > 0 and len(rows):
+        lexical_rows = np.asarray([row for row, _ in lexical], dtype=np.int64)
+        normalised = np.asarray([score for _, score in lexical]) / best
+        order = np.argsort(rows)
+        at = order[np.searchsorted(rows, lexical_rows, sorter=order)]
+        held = rows[at] == lexical_rows  # the lexical rows that are candidates
+        shares[at[held]] = weight * normalised[held]
+        if articles is not None and article_weight > 0:
+            best_of_article = np.zeros(int(articles.max()) + 1)
+            np.maximum.at(best_of_article, articles[lexical_rows], normalised)
+            boosts = article_weight * best_of_article[articles[rows]]
+    scores = cosines + shares + boosts
+    ranked = np.lexsort((rows, -cosines, -scores))
+    return Fused(rows[ranked], scores[ranked], cosines[ranked], boosts[ranked])
 
 
 def best_sentences(

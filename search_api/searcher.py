@@ -37,7 +37,6 @@ from search_api.models import (
     Stats,
 )
 from search_api.ranking import (
-    article_boosts,
     article_weight,
     best_sentences,
     convex_fusion,
@@ -195,6 +194,12 @@ class Searcher:
                 shown, factors[page] if factors is not None else shown, strict=True
             )
         ]
+        # Lexical mode ranks by no cosine; explain still reports the shown passages' own.
+        lexical_cosines = (
+            self.snapshot.similarities(vector, shown)
+            if request.explain and matches.cosines is None
+            else {}
+        )
         results = [
             SearchResult.model_validate(
                 {
@@ -206,7 +211,9 @@ class Searcher:
                     "duplicates": len(duplicates.get(row, [])),
                     "duplicate_sources": sorted({source for source in duplicates.get(row, [])}),
                     "explain": (
-                        matches.explain(row, float(score), factor) if request.explain else None
+                        matches.explain(row, float(score), factor, lexical_cosines.get(row))
+                        if request.explain
+                        else None
                     ),
                     **{column: getattr(chunks[row], column) for column in RESULT_COLUMNS},
                 }
@@ -300,9 +307,9 @@ class Searcher:
         """Every passage matching the request, most relevant first.
 
         When the query has a good match at all (its best passage's cosine clears the "no
-        good match" threshold), a passage passing the filters matches when the score the
-        results show clears the bar: the cosine in dense mode, cosine plus the words' share
-        in hybrid mode (so a passage holding the query's words can match with a lower
+        good match" threshold), a passage passing the filters matches when its cosine clears
+        the bar, or, in hybrid mode, when it is among the best lexical matches and its fused
+        score clears the bar (a passage holding the query's words matches with a lower
         cosine). Lexical mode matches every passage holding a query word. An explicit
         ``min_score`` replaces the check and the bar."""
         terms = query_terms(request.query)
@@ -311,26 +318,30 @@ class Searcher:
         if request.mode == "lexical":
             if gated and not self._has_match(vector, allowed):
                 return _Matches.empty()
-            return self._match_lexical(request, vector, terms, chunk_filter)
+            lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
+            return _Matches.ranked(
+                lexical, len(lexical) < LEXICAL_MATCH_DEPTH, request.min_score, lexical
+            )
         bar = self._rules.match_threshold if request.min_score is None else request.min_score
         within = self.snapshot.within(vector, bar, allowed)
         if gated and not self._has_match(vector, allowed, within, bar):
             return _Matches.empty()
-        cosines = dict(zip(within.rows.tolist(), within.scores.tolist(), strict=True))
         if request.mode == "dense":
-            ranked = sorted(cosines.items(), key=lambda pair: (-pair[1], pair[0]))
-            return _Matches.of(ranked, within.exhaustive, cosines)
+            order = np.lexsort((within.rows, -within.scores))
+            rows, cosines = within.rows[order], within.scores[order].astype(np.float64)
+            return _Matches.of(rows, cosines, within.exhaustive, bar, cosines)
         lexical = self.snapshot.lexical(terms, LEXICAL_DEPTH, chunk_filter)
-        weight = article_weight(terms)
-        # Below the bar in cosine, a passage can still clear it in fused score: when the
-        # lexical list holds it, or (long queries) holds a passage of its article.
-        lifted = {row for row, _ in lexical}
-        if weight > 0:
-            lifted.update(self._rows_of_articles([row for row, _ in lexical], allowed))
-        cosines.update(self.snapshot.similarities(vector, sorted(lifted - cosines.keys())))
-        boosts = self._article_boosts(lexical, cosines, weight)
-        fused = convex_fusion(cosines, lexical, lexical_weight(terms), boosts)
-        return _Matches.of(fused, within.exhaustive, cosines, lexical, boosts, bar)
+        extra = np.setdiff1d(np.asarray([row for row, _ in lexical], dtype=np.int64), within.rows)
+        extra_cosines = self.snapshot.similarities(vector, extra.tolist())
+        fused = convex_fusion(
+            np.concatenate([within.rows, extra]),
+            np.concatenate([within.scores, [extra_cosines[int(r)] for r in extra]]).astype(
+                np.float64
+            ),
+            lexical, lexical_weight(terms), self.snapshot.columns.article, article_weight(terms),
+        )  # fmt: skip
+        return _Matches.of(fused.rows, fused.scores, within.exhaustive, bar, fused.cosines,
+                           lexical, fused.article_boosts)  # fmt: skip
 
     def _has_match(
         self,
@@ -353,87 +364,73 @@ class Searcher:
         best = self.snapshot.nearest(vector, 1, allowed)
         return bool(best) and best[0][1] >= threshold
 
-    def _rows_of_articles(self, rows: list[int], allowed: list[int] | None) -> list[int]:
-        """Every row (passing the filter) of the articles these rows belong to."""
-        columns = self.snapshot.columns
-        found = columns.rows_of(np.unique(columns.article[np.asarray(rows, dtype=np.int64)]))
-        if allowed is not None:
-            found = found[np.isin(found, np.asarray(allowed, dtype=np.int64))]
-        return [int(row) for row in found]
-
-    def _match_lexical(
-        self,
-        request: SearchRequest,
-        vector: np.ndarray,
-        terms: list[str],
-        chunk_filter: ChunkFilter,
-    ) -> _Matches:
-        """The passages holding a query word, by bm25 (``min_score`` compares bm25)."""
-        lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
-        exhaustive = len(lexical) < LEXICAL_MATCH_DEPTH
-        cosines = self.snapshot.similarities(vector, [row for row, _ in lexical])
-        return _Matches.of(
-            lexical, exhaustive, cosines, lexical, min_score=request.min_score, dense_ranks=False
-        )
-
-    def _article_boosts(
-        self, lexical: list[tuple[int, float]], cosines: dict[int, float], weight: float
-    ) -> dict[int, float]:
-        if weight <= 0 or not lexical:
-            return {}
-        article_of = self.snapshot.article_ids([*cosines, *(row for row, _ in lexical)])
-        return article_boosts(lexical, article_of, cosines, weight)
-
 
 @dataclass(frozen=True)
 class _Matches:
-    """The matching passages in relevance order with their scores (rounded once, so
-    ``min_score`` compares the very scores the caller sees), and the single lists they came
-    from (for explain)."""
+    """The matching passages in relevance order with their scores (rounded once, so the bar
+    and ``min_score`` compare the very scores the caller sees), and what explain reports."""
 
     rows: np.ndarray  # int64
     scores: np.ndarray  # float64
     exhaustive: bool
-    cosines: dict[int, float] = field(default_factory=dict)  # every candidate's cosine
+    cosines: np.ndarray | None = None  # aligned with rows; None in lexical mode
     lexical: list[tuple[int, float]] = field(default_factory=list)
-    boosts: dict[int, float] = field(default_factory=dict)  # hybrid: article boost by row
-    dense_ranks: bool = True  # lexical mode ranks no list by cosine
+    article_boosts: np.ndarray | None = None  # aligned with rows; hybrid only
 
     @classmethod
     def of(
         cls,
-        ranked: list[tuple[int, float]],
+        rows: np.ndarray,
+        scores: np.ndarray,
         exhaustive: bool,
-        cosines: dict[int, float],
+        bar: float | None,
+        cosines: np.ndarray | None = None,
         lexical: list[tuple[int, float]] | None = None,
-        boosts: dict[int, float] | None = None,
-        min_score: float | None = None,
-        dense_ranks: bool = True,
+        article_boosts: np.ndarray | None = None,
     ) -> _Matches:
-        rounded = [(row, round(score, 6)) for row, score in ranked]
-        if min_score is not None:
-            rounded = [(row, score) for row, score in rounded if score >= min_score]
+        """Those of ``rows`` (in relevance order) whose rounded score is at least ``bar``."""
+        rounded = np.round(scores, 6)
+        keep = rounded >= bar if bar is not None else np.ones(len(rows), dtype=bool)
         return cls(
-            rows=np.asarray([row for row, _ in rounded], dtype=np.int64),
-            scores=np.asarray([score for _, score in rounded], dtype=np.float64),
-            exhaustive=exhaustive, cosines=cosines, lexical=lexical or [], boosts=boosts or {},
-            dense_ranks=dense_ranks,
+            rows[keep], rounded[keep], exhaustive,
+            cosines[keep] if cosines is not None else None, lexical or [],
+            article_boosts[keep] if article_boosts is not None else None,
         )  # fmt: skip
 
     @classmethod
-    def empty(cls) -> _Matches:
-        return cls.of([], exhaustive=True, cosines={})
+    def ranked(
+        cls,
+        ranked: list[tuple[int, float]],
+        exhaustive: bool,
+        bar: float | None,
+        lexical: list[tuple[int, float]],
+    ) -> _Matches:
+        rows = np.asarray([row for row, _ in ranked], dtype=np.int64)
+        return cls.of(rows, np.asarray([score for _, score in ranked]), exhaustive, bar,
+                      lexical=lexical)  # fmt: skip
 
-    def explain(self, row: int, score: float, recency_factor: float | None) -> Explain:
-        by_cosine = sorted(self.cosines, key=lambda r: (-self.cosines[r], r))
-        dense_rank = by_cosine.index(row) + 1 if self.dense_ranks and row in self.cosines else None
+    @classmethod
+    def empty(cls) -> _Matches:
+        return cls.ranked([], True, None, [])
+
+    def explain(
+        self, row: int, score: float, recency_factor: float | None, cosine: float | None
+    ) -> Explain:
+        """``cosine``: the row's, where this mode ranked by none (lexical)."""
+        at = int(np.flatnonzero(self.rows == row)[0])
+        dense_rank = None
+        if self.cosines is not None:
+            cosine = float(self.cosines[at])
+            dense_rank = 1 + int(np.sum(self.cosines > cosine))
+            dense_rank += int(np.sum((self.cosines == cosine) & (self.rows < row)))
         lexical = {r: (rank, s) for rank, (r, s) in enumerate(self.lexical, start=1)}
         lexical_rank, lexical_score = lexical.get(row, (None, None))
+        boost = float(self.article_boosts[at]) if self.article_boosts is not None else 0.0
         return Explain(
-            dense_score=_rounded(self.cosines.get(row)), dense_rank=dense_rank,
+            dense_score=_rounded(cosine), dense_rank=dense_rank,
             lexical_score=_rounded(lexical_score), lexical_rank=lexical_rank,
-            article_boost=round(self.boosts.get(row, 0.0), 6), fused_score=score,
-            recency_factor=None if recency_factor is None else round(float(recency_factor), 6),
+            article_boost=round(boost, 6), fused_score=score,
+            recency_factor=None if recency_factor is None else round(recency_factor, 6),
         )  # fmt: skip
 
 

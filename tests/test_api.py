@@ -322,3 +322,40 @@ def test_a_result_can_be_read_in_its_article(server: Server) -> None:
     assert positions == sorted(positions)
     missing = get(server, "/articles/0000000000000000")
     assert missing.status_code == 404 and "no article" in missing.json()["detail"]
+
+
+def test_facets_travel_repeated_or_comma_separated_and_count_the_total(server: Server) -> None:
+    repeated = httpx.get(
+        f"{server.url}/search",
+        params=[("q", "flood evacuations"), ("facets", "month"), ("facets", "source"),
+                ("facets", "kind")],
+    ).json()  # fmt: skip
+    commas = get(server, "/search", q="flood evacuations", facets="month,source,kind").json()
+    posted = post(
+        server, "/search",
+        json={"query": "flood evacuations", "facets": ["month", "source", "kind"]},
+    ).json()  # fmt: skip
+    assert repeated["facets"] == commas["facets"] == posted["facets"]
+    assert set(commas["facets"]) == {"month", "source", "kind"}
+    for counts in commas["facets"].values():
+        assert sum(c["count"] for c in counts) == commas["total"] > 0
+    assert "facets" not in get(server, "/search", q="flood evacuations").json()
+    assert get(server, "/search", q="flood", facets="month,colour").status_code == 422
+
+
+def test_sort_and_recency_travel_as_query_parameters(server: Server) -> None:
+    plain = get(server, "/search", q="people crossing into Egypt", k=50).json()
+    newest = get(server, "/search", q="people crossing into Egypt", k=50, sort="date").json()
+    recent = get(
+        server, "/search", q="people crossing into Egypt", k=50, recency_half_life_days=30,
+        explain="true",
+    ).json()  # fmt: skip
+    assert plain["total"] == newest["total"] == recent["total"]
+    ids = sorted(r["chunk_id"] for r in plain["results"])
+    assert sorted(r["chunk_id"] for r in newest["results"]) == ids
+    dates = [r["published"] or "" for r in newest["results"]]
+    dated = [d for d in dates if d]
+    assert dated == sorted(dated, reverse=True) and dates[: len(dated)] == dated
+    assert all("recency_factor" in r["explain"] for r in recent["results"])
+    for bad in ({"sort": "oldest"}, {"recency_half_life_days": 0}, {"recency_half_life_days": -3}):
+        assert get(server, "/search", q="flood", **bad).status_code == 422

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT
 from hypothesis import given, settings
@@ -23,7 +24,6 @@ from search_api.ranking import (
     ARTICLE_WEIGHT_LONG,
     LEXICAL_WEIGHT_LONG,
     LEXICAL_WEIGHT_SHORT,
-    article_boosts,
     article_weight,
     convex_fusion,
     lexical_weight,
@@ -162,20 +162,24 @@ def test_fts_query_quotes_words_and_drops_stopwords() -> None:
 
 
 def test_convex_fusion_adds_the_normalised_lexical_score_to_the_cosine() -> None:
-    cosines = {1: 0.50, 2: 0.45, 3: 0.30}
-    fused = convex_fusion(cosines, [(3, 8.0), (2, 4.0)], weight=0.2)
-    assert [row for row, _ in fused] == [2, 1, 3]  # 0.55, 0.50 (tie with 3 broken by cosine)
-    assert dict(fused)[3] == pytest.approx(0.30 + 0.2)
-    assert convex_fusion(cosines, [], weight=2.0) == sorted(cosines.items(), key=lambda p: -p[1])
+    rows, cosines = np.array([1, 2, 3]), np.array([0.50, 0.45, 0.30])
+    fused = convex_fusion(rows, cosines, [(3, 8.0), (2, 4.0)], weight=0.2)
+    assert fused.rows.tolist() == [2, 1, 3]  # 0.55, 0.50 (tie with 3 broken by cosine)
+    assert fused.scores[2] == pytest.approx(0.30 + 0.2)
+    plain = convex_fusion(rows, cosines, [], weight=2.0)
+    assert plain.rows.tolist() == [1, 2, 3] and plain.scores.tolist() == cosines.tolist()
 
 
 def test_a_passage_shares_its_articles_best_lexical_match() -> None:
-    article_of = {1: "a", 2: "a", 3: "b", 4: "c"}
-    boosts = article_boosts([(2, 10.0), (3, 5.0)], article_of, [1, 2, 3, 4], weight=0.2)
-    assert boosts == pytest.approx({1: 0.2, 2: 0.2, 3: 0.1})  # article c: no lexical match
-    assert article_boosts([(2, 10.0)], article_of, [1, 2], weight=0.0) == {}
-    fused = dict(convex_fusion({1: 0.5, 2: 0.4}, [(2, 10.0)], 0.2, boosts))
-    assert fused == pytest.approx({1: 0.7, 2: 0.8})
+    articles = np.array([9, 0, 0, 1, 2])  # by row: rows 1 and 2 are article 0
+    rows, cosines = np.array([1, 2, 3, 4]), np.array([0.5, 0.4, 0.3, 0.2])
+    fused = convex_fusion(rows, cosines, [(2, 10.0), (3, 5.0)], 0.0, articles, 0.2)
+    boosts = dict(zip(fused.rows.tolist(), fused.article_boosts.tolist(), strict=True))
+    assert boosts == pytest.approx({1: 0.2, 2: 0.2, 3: 0.1, 4: 0.0})  # article 2: no match
+    fused = convex_fusion(rows[:2], cosines[:2], [(2, 10.0)], 0.2, articles, 0.2)
+    assert dict(zip(fused.rows.tolist(), fused.scores.tolist(), strict=True)) == pytest.approx(
+        {1: 0.7, 2: 0.8}
+    )
 
 
 def test_only_long_queries_credit_the_article(stand_in_searcher: Searcher) -> None:
@@ -206,7 +210,6 @@ def test_keyword_queries_lean_on_lexical_matches_and_questions_on_meaning() -> N
     assert lexical_weight(query_terms("flood evacuations")) == LEXICAL_WEIGHT_SHORT
     question = "what led the TV watchdog to scrutinise the music channel?"
     assert lexical_weight(query_terms(question)) == LEXICAL_WEIGHT_LONG < LEXICAL_WEIGHT_SHORT
-
 
 
 def test_highlight_markers_become_offsets() -> None:

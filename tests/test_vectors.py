@@ -190,3 +190,34 @@ def test_ivf_scans_more_lists_on_smaller_corpora_within_bounds() -> None:
     assert choose_index(10_000_000, index_type="ivf").params["nprobe"] == 82
     assert choose_index(100_000_000, index_type="ivf").params["nprobe"] == 32
     assert choose_index(10_000_000, index_type="ivf", params={"nprobe": 8}).params["nprobe"] == 8
+
+
+@pytest.mark.parametrize("name", SPECS)
+def test_within_finds_the_rows_above_a_bar_and_says_when_a_bound_cut_it(
+    name: str, indexes: dict[str, VectorIndex], corpus: tuple[np.ndarray, np.ndarray]
+) -> None:
+    rows, queries = corpus
+    # Compressed codes (SQ8) score a little off the exact cosine.
+    slack = 0.02 if name == "ivf-sq8" else 1e-5
+    for query in queries[:10]:
+        exact = rows @ query
+        ordered = np.sort(exact)
+        bar = float(ordered[-200] + ordered[-201]) / 2  # the 200 closest rows clear it
+        found = indexes[name].within(query[None, :], bar)
+        assert found.exhaustive and bool((found.scores >= bar).all())
+        assert set(found.rows.tolist()) <= set(np.flatnonzero(exact >= bar - slack).tolist())
+        if name == "flat":  # exact: every row above the bar, none missed
+            assert set(found.rows.tolist()) == set(np.flatnonzero(exact >= bar).tolist())
+        # Filtered to a small subset, every index scores the subset's rows one by one.
+        allowed = list(range(0, ROWS, 3))
+        subset = set(indexes[name].within(query[None, :], bar, allowed).rows.tolist())
+        assert {r for r in allowed if exact[r] >= bar + slack} <= subset
+        assert subset <= {r for r in allowed if exact[r] >= bar - slack}
+    # A bar every row clears: an approximate index stops at its depth bound (or at the lists
+    # it visits) and says the set may go deeper.
+    everything = indexes[name].within(queries[0][None, :], -1.0)
+    if name == "flat":
+        assert len(everything.rows) == ROWS and everything.exhaustive
+    else:
+        assert len(everything.rows) <= vectors_module.APPROXIMATE_MATCH_DEPTH
+        assert not everything.exhaustive

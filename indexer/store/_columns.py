@@ -36,8 +36,6 @@ class RowColumns:
     sources: tuple[str, ...]
     kind: np.ndarray  # int32: index into kinds
     kinds: tuple[str, ...]
-    by_article: np.ndarray  # int64: the rows sorted by article (then row)
-    article_starts: np.ndarray  # int64: where each article's rows start in by_article
 
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[str, int | None, str | None, str, str]]) -> RowColumns:
@@ -55,22 +53,12 @@ class RowColumns:
         article_codes, article_ids = _codes(articles)
         source_codes, source_names = _codes(sources)
         kind_codes, kind_names = _codes(kinds)
-        by_article = np.argsort(article_codes, kind="stable")
-        starts = np.searchsorted(article_codes[by_article], np.arange(len(article_ids) + 1))
         return cls(
             article=article_codes, article_ids=article_ids,
             group=np.asarray(groups, dtype=np.int64),
             day=np.asarray(days, dtype=np.int32), month=np.asarray(months, dtype=np.int32),
             source=source_codes, sources=source_names, kind=kind_codes, kinds=kind_names,
-            by_article=by_article.astype(np.int64), article_starts=starts.astype(np.int64),
         )  # fmt: skip
-
-    def rows_of(self, articles: np.ndarray) -> np.ndarray:
-        """Every row of these articles (by ``article`` code)."""
-        pieces = [
-            self.by_article[self.article_starts[a] : self.article_starts[a + 1]] for a in articles
-        ]
-        return np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
 
     def dated_articles(self) -> int:
         """How many articles have a publication date."""

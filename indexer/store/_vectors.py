@@ -161,7 +161,8 @@ class VectorIndex:
     ) -> Within:
         """Every row (among ``allowed`` when given) whose inner product with ``vector`` is at
         least ``bar``: all of them from exact search, and from an approximate index those
-        among its ``APPROXIMATE_MATCH_DEPTH`` nearest."""
+        among its ``APPROXIMATE_MATCH_DEPTH`` nearest (not ``exhaustive`` when all of those
+        clear the bar)."""
         if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
             ids = np.asarray(allowed, dtype=np.int64)
             scores = self._index.reconstruct_batch(ids) @ vector[0] if len(ids) else ids * 0.0
@@ -178,7 +179,12 @@ class VectorIndex:
                 depth = min(APPROXIMATE_MATCH_DEPTH, len(self))
                 found, neighbours = self._index.search(vector, depth, params=params)
                 scores, ids = found[0], neighbours[0]
-                exhaustive = not (ids[-1] >= 0 and scores[-1] >= bar) if depth else True
+                # The set is seen to end where the search reached below the bar (or every row);
+                # if all it returned clear the bar, the depth or the lists visited cut it.
+                returned = scores[ids >= 0]
+                exhaustive = len(returned) == len(self) or bool(
+                    len(returned) and returned[-1] < bar
+                )
         keep = (ids >= 0) & (scores >= bar)
         return Within(ids[keep].astype(np.int64), scores[keep], exhaustive)
 
