@@ -1,6 +1,7 @@
 """Benchmark queries: HTTP against the in-process torch floor, under load and during a rebuild.
 
     python scripts/bench_query.py [--articles 200] [--clients 1,4,16] [--workers 1] [--json]
+                                  [--phases all|features]
 
 Corpus: the seed files plus N BBC articles, built once with the default settings. Queries: the
 dev sets plus SciFact's test queries, each sent once per phase (the server restarts between
@@ -17,7 +18,13 @@ this machine, so ratios hold while absolute times drift with the machine's load.
   clients, the CPU cores the server's processes kept busy meanwhile, and their memory after
   that load: PSS per worker, of the rest (supervisor, helpers) and in total (each shared page,
   such as the memory-mapped snapshot, divided among the processes that map it), each against
-  the first count.
+  the first count;
+- features (``--phases features`` runs only this one): over the same articles given datelines
+  (search_api.evaluation.write_dated_archive, so the date sort and recency have dates to
+  order), 1 client, p50 of the default request, of ``facets=month,source,kind`` and of every
+  time feature at once (those facets, ``sort=date``, ``recency_half_life_days=30``), each over
+  the default's p50. The three are interleaved query by query, each query sent to one of them
+  in turn, so no request reuses another's cached query vector.
 """
 
 from __future__ import annotations
@@ -56,7 +63,15 @@ from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.evaluation import write_dated_archive
 from search_api.models import MODES
+
+# The request shapes of the features phase: GET /search parameters beside q.
+FEATURE_REQUESTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "facets": {"facets": "month,source,kind"},
+    "time": {"facets": "month,source,kind", "sort": "date", "recency_half_life_days": "30"},
+}
 
 
 def torch_floor(index: Path, calibration: Sequence[str]) -> tuple[Callable[[str], float], int]:
@@ -83,8 +98,11 @@ def torch_floor(index: Path, calibration: Sequence[str]) -> tuple[Callable[[str]
     return timed, threads
 
 
-def get(client: httpx.Client, query: str, mode: str | None = None) -> float:
+def get(
+    client: httpx.Client, query: str, mode: str | None = None, extra: dict[str, str] | None = None
+) -> float:
     params = {"q": query} if mode is None else {"q": query, "mode": mode}
+    params.update(extra or {})
     started = time.perf_counter()
     client.get("/search", params=params).raise_for_status()
     return time.perf_counter() - started
@@ -163,10 +181,54 @@ def scaling(
     return result
 
 
+def features(
+    bbc: Path, articles: int, scratch: Path, queries: Sequence[str], server_args: Sequence[str]
+) -> dict[str, Any]:
+    """The features phase over the seeds and ``articles`` dated BBC articles: latency of each
+    request shape of ``FEATURE_REQUESTS``, query by query in turn, and each p50 over the
+    default's."""
+    seeds, index = scratch / "dated-seeds", scratch / "dated-index"
+    write_corpus(seeds, [])
+    write_dated_archive(bbc, seeds, articles)
+    report = build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
+    names = list(FEATURE_REQUESTS)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
+        for name in names:  # each shape's first request pays for nothing the others do
+            get(client, f"warm-up {name}", extra=FEATURE_REQUESTS[name])
+        for number, query in enumerate(queries):
+            name = names[number % len(names)]
+            times[name].append(get(client, query, extra=FEATURE_REQUESTS[name]))
+    summaries = {name: summary_ms(times[name]) for name in names}
+    default_p50 = summaries["default"]["p50_ms"]
+    return {
+        "chunks": report.chunks, **summaries,
+        **{f"{name}_p50_over_default": round(summaries[name]["p50_ms"] / default_p50, 3)
+           for name in names if name != "default"},
+    }  # fmt: skip
+
+
+def feature_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("features: default request", f"{_ms(result['default'])}  ({result['chunks']} chunks, dated)"),
+        ("facets=month,source,kind", f"{_ms(result['facets'])}  p50 / default p50 "
+         f"{result['facets_p50_over_default']:.2f}"),
+        ("facets + sort=date + recency 30", f"{_ms(result['time'])}  p50 / default p50 "
+         f"{result['time_p50_over_default']:.2f}"),
+    ]  # fmt: skip
+
+
 def bench(args: argparse.Namespace) -> int:
     queries = benchmark_queries()
     client_counts = [int(c) for c in args.clients.split(",")]
     server_args = ["--workers", str(args.workers)] if args.workers > 1 else []
+    if args.phases == "features":
+        with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
+            only = features(args.bbc, args.articles, Path(scratch), queries, server_args)
+        if not args.json:
+            print_table("bench_query (features)", feature_rows(only))
+        print(json.dumps({"queries": len(queries), "workers": args.workers, "features": only}))
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
         seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
         write_corpus(seeds, pick_articles(args.bbc, args.articles))
@@ -201,6 +263,7 @@ def bench(args: argparse.Namespace) -> int:
         worker_counts = [int(w) for w in args.scaling.split(",") if w]
         by_workers = scaling(index, queries, max(client_counts), worker_counts)
         first = by_workers[worker_counts[0]] if worker_counts else {}
+        by_feature = features(args.bbc, args.articles, Path(scratch), queries, server_args)
 
     http = summary_ms(http_times)
     result = {
@@ -221,6 +284,7 @@ def bench(args: argparse.Namespace) -> int:
                 "pss_over_first": round(w["pss_total_mib"] / first["pss_total_mib"], 2)}
             for n, w in by_workers.items()
         },
+        "features": by_feature,
     }  # fmt: skip
     if args.json:
         print(json.dumps(result))
@@ -243,6 +307,7 @@ def bench(args: argparse.Namespace) -> int:
            f"{', '.join(map(str, w['pss_per_worker_mib']))}, others {w['pss_others_mib']}; "
            f"RSS sum {w['rss_total_mib']} MiB")
           for n, w in result["scaling"].items()),
+        *feature_rows(by_feature),
     ]  # fmt: skip
     print_table("bench_query", rows)
     print(json.dumps(result))
@@ -260,6 +325,10 @@ def main() -> int:
     parser.add_argument(
         "--scaling", default="1,2", help="worker counts to compare ('' to skip that phase)"
     )
+    parser.add_argument(
+        "--phases", choices=("all", "features"), default="all",
+        help="every phase (default), or only the time features' cost against the default request",
+    )  # fmt: skip
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

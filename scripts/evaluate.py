@@ -7,6 +7,24 @@ Labelled passages (JSONL of {"query", "relevant": [strings a relevant passage co
        --off-topic, the precision and recall of the "no good match" answer. --json prints
        every figure of the table, one object per mode.
 
+The matching set at each per-passage bar (SEEDSEARCH_MATCH_THRESHOLD), in this process only:
+    python scripts/evaluate.py --queries FILE [FILE ...] --match-sweep 0.2,0.25,0.3,0.35,0.4
+                               [--off-topic FILE] [--retained-recall 0.95] [--index DIR] [--json]
+    -> per bar: label recall (share of a query's labels found in some passage of its whole
+       matching set), passage precision (share of the set's passages holding a label: a lower
+       bound, labels are incomplete), mean and median total, MRR@10, and with --off-topic the
+       share of off-topic queries whose set is empty; then 5-fold cross-validation of the bar
+       (chosen on 4 folds as the highest keeping --retained-recall of the lowest bar's label
+       recall), with the chosen bars and their held-out figures.
+
+Recency over a dated archive (build one from --dated-archive's folder), in this process only:
+    python scripts/evaluate.py --queries FILE [FILE ...] --recency 30 [--index DIR] [--json]
+    -> per query, the mean age in days (back from the archive's newest dated passage) of the
+       top 10 by relevance and with recency_half_life_days=30, and MRR@10 of both.
+    python scripts/evaluate.py --dated-archive DIR [--count 500] [--paragraphs N]
+    -> writes COUNT BBC articles into DIR, each with a dateline: dates spread over two years,
+       every twelfth article undated (search_api.evaluation.archive_date).
+
 BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per document:
     python scripts/evaluate.py --beir ../shared/corpora/scifact [--split test] [--mode ...]
     -> nDCG@10, recall@100 and MRR@10. The corpus is written as seed files under
@@ -16,15 +34,18 @@ BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import sys
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from indexer.build import build_index
 from indexer.errors import UsageError, run_command
 from indexer.settings import settings_from_flags
-from indexer.store import IndexStore
+from indexer.store import UNDATED, IndexStore
 from search_api.beir import (
     BeirQuery,
     check_beir_index,
@@ -36,18 +57,52 @@ from search_api.beir import (
     reciprocal_rank,
     write_beir_seeds,
 )
-from search_api.client import SearchFunction, open_search
+from search_api.client import SearchFunction, local_search, open_search
 from search_api.evaluation import (
     CUTOFFS,
+    BarReport,
+    FoldResult,
     LabelledQuery,
+    MatchingSet,
+    RecencyOutcome,
     Report,
+    choose_bar,
+    cross_validate,
     judge,
+    judge_set,
     load_queries,
+    matching_set,
+    recency_outcome,
     summarize,
+    summarize_bar,
+    write_dated_archive,
 )
-from search_api.models import MAX_K, MODES, Mode, SearchRequest
+from search_api.models import DEFAULT_MODE, MAX_K, MODES, Mode, SearchRequest
 
 ROOT = Path(__file__).resolve().parents[1]
+BBC = ROOT.parent / "shared" / "corpora" / "bbc"
+RETAINED_RECALL = 0.95
+FOLDS = 5
+
+
+def _bars(value: str) -> list[float]:
+    try:
+        bars = sorted({float(bar) for bar in value.split(",") if bar.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from None
+    if not bars or not all(-1 <= bar <= 1 for bar in bars):
+        raise argparse.ArgumentTypeError("bars are cosines, from -1 to 1")
+    return bars
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"not a positive number: {value!r}")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,8 +110,34 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--queries", type=Path, help="JSONL: query, relevant")
+    what.add_argument("--queries", type=Path, nargs="+", help="JSONL: query, relevant")
     what.add_argument("--beir", type=Path, metavar="DIR", help="a BEIR-style benchmark folder")
+    what.add_argument(
+        "--dated-archive", type=Path, metavar="DIR",
+        help="write a dated BBC seeds folder (an archive to measure --recency on) and stop",
+    )  # fmt: skip
+    report = parser.add_mutually_exclusive_group()
+    report.add_argument(
+        "--match-sweep", type=_bars, metavar="BARS",
+        help="comma-separated per-passage bars: the matching set's figures at each",
+    )  # fmt: skip
+    report.add_argument(
+        "--recency", type=_positive, metavar="DAYS",
+        help="top-10 age and MRR@10 with recency_half_life_days=DAYS against without",
+    )  # fmt: skip
+    parser.add_argument(
+        "--retained-recall", type=float, default=RETAINED_RECALL, metavar="SHARE",
+        help="--match-sweep's cross-validation picks the highest bar keeping this share of the "
+        f"lowest bar's label recall (default {RETAINED_RECALL})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--count", type=int, default=500, help="--dated-archive: articles (default 500)"
+    )
+    parser.add_argument(
+        "--paragraphs", type=int, metavar="N",
+        help="--dated-archive: keep only each article's first N body paragraphs",
+    )  # fmt: skip
+    parser.add_argument("--bbc", type=Path, default=BBC, help="the BBC corpus folder")
     parser.add_argument("--split", default="test", help="qrels split for --beir (default: test)")
     parser.add_argument(
         "--off-topic", type=Path, metavar="FILE",
@@ -171,10 +252,171 @@ def prepare_beir_index(folder: Path, index: Path | None) -> Path:
     return settings.index_dir
 
 
+def sweep_bars(
+    queries: list[LabelledQuery], off_topic: list[str], bars: Sequence[float], index: Path | None,
+    mode: Mode,
+) -> dict[float, tuple[BarReport, list[MatchingSet]]]:  # fmt: skip
+    """Each bar's report and its queries' matching sets, each set paged through in full."""
+    swept = {}
+    for bar in bars:
+        settings = settings_from_flags(index_dir=index, match_threshold=bar)
+        with local_search(settings) as search:
+            sets = [
+                judge_set(q, *matching_set(search, _request(q.query, MAX_K, mode))) for q in queries
+            ]
+            totals = [search(_request(q, 1, mode)).total for q in off_topic]
+        swept[bar] = (summarize_bar(bar, sets, totals), sets)
+    return swept
+
+
+def _request(query: str, k: int, mode: Mode, **fields: object) -> SearchRequest:
+    return SearchRequest.model_validate({"query": query, "k": k, "mode": mode,
+                                         "highlight": False, **fields})  # fmt: skip
+
+
+def format_sweep(
+    reports: Sequence[BarReport], folds: Sequence[FoldResult], on_all: float, retained: float
+) -> str:
+    lines = [
+        "| bar | label recall | passage precision (lower bound) | mean total | median total "
+        "| MRR@10 | off-topic empty |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        empty = "-" if r.off_topic_empty is None else f"{r.off_topic_empty:.3f}"
+        precision = "-" if r.passage_precision is None else f"{r.passage_precision:.3f}"
+        lines.append(
+            f"| {r.bar} | {r.label_recall:.3f} | {precision} | {r.mean_total:.1f} "
+            f"| {r.median_total:g} | {r.mrr_at_10:.3f} | {empty} |"
+        )
+    for r in reports:
+        if r.cut_short:
+            lines.append(f"bar {r.bar}: {r.cut_short} sets past the paging limit, judged in part")
+    lines += [
+        "",
+        f"{len(folds)}-fold cross-validation: on 4 folds, the highest bar keeping {retained} of "
+        "the lowest bar's label recall; figures on the held-out fold",
+        "| fold | chosen bar | label recall | passage precision | mean total | MRR@10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in folds:
+        h = f.held_out
+        precision = "-" if h.passage_precision is None else f"{h.passage_precision:.3f}"
+        lines.append(
+            f"| {f.fold} | {f.bar} | {h.label_recall:.3f} | {precision} | {h.mean_total:.1f} "
+            f"| {h.mrr_at_10:.3f} |"
+        )
+    held = [f.held_out for f in folds]
+    lines.append(
+        f"chosen bars {', '.join(str(f.bar) for f in folds)}; held-out label recall "
+        f"{statistics.fmean(h.label_recall for h in held):.3f}, MRR@10 "
+        f"{statistics.fmean(h.mrr_at_10 for h in held):.3f}; chosen on every query: {on_all}"
+    )
+    return "\n".join(lines)
+
+
+def sweep(args: argparse.Namespace, queries: list[LabelledQuery], mode: Mode) -> str:
+    swept = sweep_bars(queries, load_off_topic(args.off_topic), args.match_sweep, args.index, mode)
+    by_bar = {bar: sets for bar, (_, sets) in swept.items()}
+    folds = cross_validate(by_bar, args.retained_recall, FOLDS)
+    on_all = choose_bar(by_bar, args.retained_recall)
+    reports = [report for report, _ in swept.values()]
+    if not args.json:
+        return format_sweep(reports, folds, on_all, args.retained_recall)
+    return json.dumps({
+        "mode": mode, "bars": [asdict(r) for r in reports],
+        "cross_validation": {
+            "criterion": f"highest bar keeping {args.retained_recall} of the lowest bar's label recall",
+            "folds": [asdict(f) for f in folds], "chosen_on_all": on_all,
+        },
+    }, indent=2)  # fmt: skip
+
+
+def newest_published(index: Path | None) -> datetime.date:
+    """The newest publication date of the live snapshot's passages."""
+    snapshot = IndexStore(settings_from_flags(index_dir=index).index_dir).open_snapshot()
+    try:
+        newest = int(snapshot.columns.day.max(initial=UNDATED))
+    finally:
+        snapshot.close()
+    if newest == UNDATED:
+        raise UsageError("--recency needs a dated archive: no passage of this index has a date")
+    return datetime.date.fromordinal(newest)
+
+
+def recency(args: argparse.Namespace, queries: list[LabelledQuery], mode: Mode) -> str:
+    newest = newest_published(args.index)
+    outcomes: list[RecencyOutcome] = []
+    with local_search(settings_from_flags(index_dir=args.index)) as search:
+        for q in queries:
+            default = search(_request(q.query, 10, mode)).results
+            recent = search(_request(q.query, 10, mode, recency_half_life_days=args.recency))
+            outcomes.append(recency_outcome(q, default, recent.results, newest))
+    ages = [
+        (o.age_default, o.age_recency)
+        for o in outcomes
+        if o.age_default is not None and o.age_recency is not None
+    ]
+    changes = [b - a for a, b in ages]
+    summary = {
+        "mode": mode, "half_life_days": args.recency, "newest": newest.isoformat(),
+        "queries": len(outcomes), "queries_with_dated_results": len(changes),
+        "mean_age_default": round(statistics.fmean(a for a, _ in ages), 1) if ages else None,
+        "mean_age_recency": round(statistics.fmean(b for _, b in ages), 1) if ages else None,
+        "mean_age_change": round(statistics.fmean(changes), 1) if changes else None,
+        "mrr_at_10_default": round(statistics.fmean(o.rr_default for o in outcomes), 4),
+        "mrr_at_10_recency": round(statistics.fmean(o.rr_recency for o in outcomes), 4),
+    }  # fmt: skip
+    if args.json:
+        return json.dumps({**summary, "outcomes": [asdict(o) for o in outcomes]}, indent=2)
+    return format_recency(outcomes, summary)
+
+
+def format_recency(outcomes: Sequence[RecencyOutcome], summary: dict[str, object]) -> str:
+    def days(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    lines = [
+        f"top-10 mean age in days before {summary['newest']}, by relevance and with "
+        f"recency_half_life_days={summary['half_life_days']} ({summary['mode']})",
+        "| query | age | age, recency | change | RR@10 | RR@10, recency |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {o.query[:60]} | {days(o.age_default)} | {days(o.age_recency)} "
+        f"| {days(o.age_change)} | {o.rr_default:.3f} | {o.rr_recency:.3f} |"
+        for o in outcomes
+    ]
+    lines.append(
+        f"mean age {summary['mean_age_default']} -> {summary['mean_age_recency']} days "
+        f"(mean change {summary['mean_age_change']} over {summary['queries_with_dated_results']} "
+        f"of {summary['queries']} queries); MRR@10 {summary['mrr_at_10_default']} -> "
+        f"{summary['mrr_at_10_recency']}"
+    )
+    return "\n".join(lines)
+
+
+def _check_report_flags(args: argparse.Namespace) -> None:
+    report = "--match-sweep" if args.match_sweep else "--recency" if args.recency else None
+    if report and not args.queries:
+        raise UsageError(f"{report} needs --queries")
+    if report and args.api:
+        raise UsageError(f"{report} runs in this process only: use --index, not --api")
+
+
 def evaluate(args: argparse.Namespace) -> int:
+    _check_report_flags(args)
+    if args.dated_archive:
+        written = write_dated_archive(args.bbc, args.dated_archive, args.count, args.paragraphs)
+        print(f"wrote {len(written)} dated articles to {args.dated_archive}")
+        return 0
     modes = MODES if args.mode == "all" else (args.mode,)
     # Read the labels before opening the index, so a bad file is reported as such.
-    queries = load_queries(args.queries) if args.queries else []
+    queries = [q for path in args.queries or [] for q in load_queries(path)]
+    if args.match_sweep or args.recency:
+        mode = DEFAULT_MODE if args.mode == "all" else args.mode
+        print(sweep(args, queries, mode) if args.match_sweep else recency(args, queries, mode))
+        return 0
     beir_queries = load_beir_queries(args.beir, args.split) if args.beir else []
     index = args.index
     if args.beir and not args.api:

@@ -306,8 +306,8 @@ class Searcher:
     ) -> _Matches:
         """Every passage matching the request, most relevant first.
 
-        When the query has a good match at all (its best passage's cosine clears the "no
-        good match" threshold), a passage passing the filters matches when its cosine clears
+        When the query has a good match in the archive (its best passage's cosine clears
+        the "no good match" threshold), a passage passing the filters matches when its cosine clears
         the bar, or, in hybrid mode, when it is among the best lexical matches and its fused
         score clears the bar (a passage holding the query's words matches with a lower
         cosine). Lexical mode matches every passage holding a query word. An explicit
@@ -316,7 +316,7 @@ class Searcher:
         allowed = self.snapshot.rows_passing(chunk_filter)
         gated = request.min_score is None
         if request.mode == "lexical":
-            if gated and not self._has_match(vector, allowed):
+            if gated and not self._has_match(vector, chunk_filter):
                 return _Matches.empty()
             lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
             return _Matches.ranked(
@@ -324,7 +324,7 @@ class Searcher:
             )
         bar = self._rules.match_threshold if request.min_score is None else request.min_score
         within = self.snapshot.within(vector, bar, allowed)
-        if gated and not self._has_match(vector, allowed, within, bar):
+        if gated and not self._has_match(vector, chunk_filter, within):
             return _Matches.empty()
         if request.mode == "dense":
             order = np.lexsort((within.rows, -within.scores))
@@ -344,24 +344,24 @@ class Searcher:
                            lexical, fused.article_boosts)  # fmt: skip
 
     def _has_match(
-        self,
-        vector: np.ndarray,
-        allowed: list[int] | None,
-        within: Within | None = None,
-        bar: float = 1.0,
+        self, vector: np.ndarray, chunk_filter: ChunkFilter, within: Within | None = None
     ) -> bool:
-        """Whether the query's best passage passing the filters clears the "no good match"
-        threshold. Rank fusion cannot tell an off-topic query from a good one, so this rests
-        on an absolute signal, the best cosine, in every mode; the rows within ``bar``
-        already hold it when the bar is no higher than the threshold."""
+        """Whether the query has a good match in the archive: its best passage's cosine
+        clears the "no good match" threshold. Rank fusion cannot tell an off-topic query from
+        a good one, so this rests on an absolute signal, the best cosine, in every mode.
+
+        Filters play no part: they narrow a query that has matches, and a facet's count then
+        holds when its value is chosen as a filter. The unfiltered rows within the bar
+        already hold the best one when the bar is no higher than the threshold."""
         threshold = self._rules.no_match_threshold
         if threshold <= 0:
             return True
-        if within is not None and len(within.scores) and float(within.scores.max()) >= threshold:
-            return True
-        if within is not None and bar <= threshold:
-            return False
-        best = self.snapshot.nearest(vector, 1, allowed)
+        if within is not None and not chunk_filter.active:
+            if len(within.scores) and float(within.scores.max()) >= threshold:
+                return True
+            if self._rules.match_threshold <= threshold:
+                return False
+        best = self.snapshot.nearest(vector, 1)
         return bool(best) and best[0][1] >= threshold
 
 

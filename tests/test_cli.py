@@ -9,7 +9,7 @@ from pathlib import Path
 
 import huggingface_hub.constants
 import pytest
-from conftest import HashEmbedder, free_port, new_corpus, run_python
+from conftest import HashEmbedder, dated_bbc_files, free_port, new_corpus, run_python
 
 from indexer.build import build_index
 from indexer.embed import Embedder, packaged_model_path
@@ -194,6 +194,19 @@ def test_evaluate_builds_a_beir_folder_into_an_empty_index(tmp_path: Path) -> No
     [report] = json.loads(done.stdout)
     assert report["queries"] == 1 and report["ndcg_at_10"] == 1.0
     assert IndexStore(index).manifest().corpus == corpus_label(tmp_path / "bench")
+
+
+def test_status_counts_the_articles_that_carry_a_date(tmp_path: Path) -> None:
+    """Of twelve archive articles, the twelfth has no dateline."""
+    seeds = tmp_path / "seeds"
+    dated_bbc_files(seeds, 12, paragraphs=1)
+    build_index(Settings(seeds_dir=seeds, index_dir=tmp_path / "index"), embedder=HashEmbedder())
+    done = run_python("-m", "indexer", "status", "--index", str(tmp_path / "index"))
+    assert done.returncode == 0, done.stderr
+    assert "12 articles (11 dated)" in done.stdout
+    as_json = run_python("-m", "indexer", "status", "--index", str(tmp_path / "index"), "--json")
+    status = json.loads(as_json.stdout)
+    assert status["articles"] == 12 and status["dated_articles"] == 11
 
 
 def test_index_settings_come_from_the_environment_as_json(tmp_path: Path) -> None:

@@ -141,6 +141,25 @@ def test_a_source_facet_under_a_source_filter_shows_that_source_only(
     assert [f.value for f in filtered.facets["source"]] == [SEED_FILE.name]  # type: ignore[index]
 
 
+@pytest.mark.parametrize("mode", ["hybrid", "dense"])
+def test_a_facet_value_chosen_as_a_filter_returns_what_it_counted(
+    flood_archive: Searcher, mode: str
+) -> None:
+    query = "river flooded valley rescuers evacuated families"
+    counted = flood_archive.search(SearchRequest(query=query, mode=mode, facets=["month"]))
+    months = [f for f in counted.facets["month"] if f.value != "undated"]  # type: ignore[index]
+    for month in months[:: len(months) // 5]:
+        first = date.fromisoformat(month.value + "-01")
+        last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        narrowed = flood_archive.search(
+            SearchRequest(query=query, mode=mode, filters=Filters(date_from=first, date_to=last))
+        )
+        if mode == "dense":
+            assert narrowed.total == month.count
+        else:  # a filtered search reads its word matches among the filtered passages only
+            assert narrowed.total >= month.count
+
+
 def test_the_note_comes_exactly_with_an_empty_set(stand_in_searcher: Searcher) -> None:
     for query in ["quantum chromodynamics lattice", "flood evacuations"]:
         for mode in ("hybrid", "dense", "lexical"):

@@ -131,7 +131,8 @@ def test_links_within_and_between_docs_resolve() -> None:
                 assert anchor in anchors(text), f"docs/{page.name}: no section {link}"
 
 
-def test_the_screenshot_is_small() -> None:
-    picture = DOCS / "page.png"
+@pytest.mark.parametrize("name", ["page.png", "page-375.png"])
+def test_the_screenshots_are_small(name: str) -> None:
+    picture = DOCS / name
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert picture.stat().st_size < 150_000

@@ -53,6 +53,8 @@ def test_two_servers_over_one_index_root_both_switch_under_load(
         threads = [threading.Thread(target=load, args=(url,)) for url in urls]
         for thread in threads:
             thread.start()
+        # Both under load on the old snapshot first: a quick rebuild could beat a slow start.
+        eventually(lambda: all(before in s for s in seen.values()), 60, poll=0.05)
         (seeds / "glacier.txt").write_text("Glacier Update\n\nMeltwater lakes are drained.\n")
         report = build_index(Settings(seeds_dir=seeds, index_dir=index), embedder=embedder)
         eventually(lambda: all(report.snapshot in s for s in seen.values()), 60, poll=0.1)
