@@ -20,6 +20,7 @@ _.fused_score
 _.article_boost
 _.version  # ChunkingParams, recorded in the manifest
 _.cache_pruned  # BuildReport, printed by build --json
+_.metadata  # ArticleDocument, the MCP fetch tool's answer
 
 # Settings of third-party objects, assigned and never read back by us.
 _.graph_optimization_level  # onnxruntime.SessionOptions

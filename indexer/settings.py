@@ -29,6 +29,9 @@ DEFAULT_NO_MATCH_THRESHOLD = 0.30
 # A passage matches a query (is counted, faceted and date-sorted) when its cosine is at least
 # this; chosen on the labelled dev sets by cross-validation (docs/quality.md, Matching set).
 DEFAULT_MATCH_THRESHOLD = 0.25
+# In hybrid mode a passage below that cosine still matches through the query's words when its
+# fused score (cosine + the words' share) is at least this (docs/quality.md, The matching bar).
+DEFAULT_WORD_MATCH_THRESHOLD = 0.4
 DEFAULT_RECENCY_WEIGHT = 1.0
 # Flags whose name is not the field's name with dashes.
 _FLAG_NAMES = {"seeds_dir": "--seeds", "index_dir": "--index"}
@@ -71,6 +74,8 @@ class Settings(BaseSettings):
     # Of a query that passes that check, the passages whose cosine is at least this match it:
     # they are the results, the total, the facets and the date order (docs/api.md).
     match_threshold: float = Field(default=DEFAULT_MATCH_THRESHOLD, ge=-1, le=1)
+    # Hybrid mode: a passage among the best word matches also matches at this fused score.
+    word_match_threshold: float = Field(default=DEFAULT_WORD_MATCH_THRESHOLD, ge=-1, le=10)
     # recency_half_life_days multiplies a passage's score by 1 + recency_weight x 2^(-age/H).
     recency_weight: float = Field(default=DEFAULT_RECENCY_WEIGHT, ge=0, le=100)
     # How often the service checks the CURRENT pointer for a new snapshot.

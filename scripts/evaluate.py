@@ -80,6 +80,8 @@ from search_api.evaluation import (
 from search_api.models import DEFAULT_MODE, MAX_K, MODES, Mode, SearchRequest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The settings --match-sweep can sweep.
+SWEPT_BARS = ("match_threshold", "word_match_threshold")
 BBC = ROOT.parent / "shared" / "corpora" / "bbc"
 RETAINED_RECALL = 0.95
 FOLDS = 5
@@ -90,8 +92,9 @@ def _bars(value: str) -> list[float]:
         bars = sorted({float(bar) for bar in value.split(",") if bar.strip()})
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {value!r}") from None
-    if not bars or not all(-1 <= bar <= 1 for bar in bars):
-        raise argparse.ArgumentTypeError("bars are cosines, from -1 to 1")
+    # Cosine bars lie in [-1, 1]; fused hybrid scores reach about 3.
+    if not bars or not all(-1 <= bar <= 10 for bar in bars):
+        raise argparse.ArgumentTypeError("bars are scores, from -1 to 10")
     return bars
 
 
@@ -125,6 +128,13 @@ def _parser() -> argparse.ArgumentParser:
         "--recency", type=_positive, metavar="DAYS",
         help="top-10 age and MRR@10 with recency_half_life_days=DAYS against without",
     )  # fmt: skip
+    parser.add_argument(
+        "--bar",
+        choices=SWEPT_BARS,
+        default=SWEPT_BARS[0],
+        help="--match-sweep: which bar to sweep (default match_threshold, the cosine bar; "
+        "word_match_threshold: hybrid's bar for passages matched by their words)",
+    )
     parser.add_argument(
         "--retained-recall", type=float, default=RETAINED_RECALL, metavar="SHARE",
         help="--match-sweep's cross-validation picks the highest bar keeping this share of the "
@@ -254,12 +264,12 @@ def prepare_beir_index(folder: Path, index: Path | None) -> Path:
 
 def sweep_bars(
     queries: list[LabelledQuery], off_topic: list[str], bars: Sequence[float], index: Path | None,
-    mode: Mode,
+    mode: Mode, setting: str = SWEPT_BARS[0],
 ) -> dict[float, tuple[BarReport, list[MatchingSet]]]:  # fmt: skip
     """Each bar's report and its queries' matching sets, each set paged through in full."""
     swept = {}
     for bar in bars:
-        settings = settings_from_flags(index_dir=index, match_threshold=bar)
+        settings = settings_from_flags(index_dir=index, **{setting: bar})
         with local_search(settings) as search:
             sets = [
                 judge_set(q, *matching_set(search, _request(q.query, MAX_K, mode))) for q in queries
@@ -316,7 +326,9 @@ def format_sweep(
 
 
 def sweep(args: argparse.Namespace, queries: list[LabelledQuery], mode: Mode) -> str:
-    swept = sweep_bars(queries, load_off_topic(args.off_topic), args.match_sweep, args.index, mode)
+    swept = sweep_bars(
+        queries, load_off_topic(args.off_topic), args.match_sweep, args.index, mode, args.bar
+    )
     by_bar = {bar: sets for bar, (_, sets) in swept.items()}
     folds = cross_validate(by_bar, args.retained_recall, FOLDS)
     on_all = choose_bar(by_bar, args.retained_recall)

@@ -25,6 +25,7 @@ from search_api.jobs import REBUILD_SHUTDOWN_SECONDS, Rebuilds
 from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
 from search_api.matching import MatchRules
+from search_api.mcp import mount_mcp
 from search_api.metrics import Metrics, MetricsMiddleware
 from search_api.routes import STATIC_DIR, router
 
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         app.state.rebuilds = Rebuilds(settings, on_finish=live.refresh)
         follower = asyncio.create_task(live.follow_current(settings.reload_interval_seconds))
         try:
-            yield
+            async with mcp_sessions.run():  # /mcp (stateless: no session outlives a request)
+                yield
         finally:
             # A rebuild this process started finishes before it exits (see search_api.jobs).
             await asyncio.to_thread(app.state.rebuilds.wait, REBUILD_SHUTDOWN_SECONDS)
@@ -123,5 +125,6 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         return JSONResponse(status_code=500, content={"detail": "internal server error"})
 
     app.include_router(router)
+    mcp_sessions = mount_mcp(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -11,6 +12,9 @@ from indexer.settings import Settings
 from search_api.errors import ClientError
 from search_api.matching import MatchRules
 from search_api.models import SearchRequest, SearchResponse
+
+if TYPE_CHECKING:
+    from search_api.searcher import Searcher
 
 SearchFunction = Callable[[SearchRequest], SearchResponse]
 
@@ -41,8 +45,9 @@ def remote_search(
 
 
 @contextmanager
-def local_search(settings: Settings) -> Iterator[SearchFunction]:
-    """Search the live snapshot under ``settings.index_dir`` in this process."""
+def local_searcher(settings: Settings) -> Iterator[Searcher]:
+    """The live snapshot under ``settings.index_dir``, opened in this process with the model
+    warmed up (so took_ms reports the query, not the model loading)."""
     from indexer.embed import Embedder
     from indexer.store import IndexStore
     from search_api.searcher import Searcher
@@ -54,10 +59,17 @@ def local_search(settings: Settings) -> Iterator[SearchFunction]:
         time_limit=settings.query_timeout_seconds,
     )  # fmt: skip
     try:
-        embedder.warm_up()  # so took_ms reports the query, not the model loading
-        yield searcher.search
+        embedder.warm_up()
+        yield searcher
     finally:
         searcher.close()
+
+
+@contextmanager
+def local_search(settings: Settings) -> Iterator[SearchFunction]:
+    """Search the live snapshot under ``settings.index_dir`` in this process."""
+    with local_searcher(settings) as searcher:
+        yield searcher.search
 
 
 def open_search(

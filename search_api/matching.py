@@ -16,6 +16,7 @@ from indexer.settings import (
     DEFAULT_MATCH_THRESHOLD,
     DEFAULT_NO_MATCH_THRESHOLD,
     DEFAULT_RECENCY_WEIGHT,
+    DEFAULT_WORD_MATCH_THRESHOLD,
     Settings,
 )
 from indexer.store import UNDATED, RowColumns, month_name
@@ -28,16 +29,21 @@ UNDATED_MONTH = "undated"
 @dataclass(frozen=True)
 class MatchRules:
     """When a query has any match (its best passage's cosine clears ``no_match_threshold``;
-    0 turns the check off), which passages match it (cosine at least ``match_threshold``), and
-    how much a recency preference weighs."""
+    0 turns the check off), which passages match it (cosine at least ``match_threshold``, or in
+    hybrid mode a fused score at least ``word_match_threshold`` for the best word matches),
+    and how much a recency preference weighs."""
 
     no_match_threshold: float = DEFAULT_NO_MATCH_THRESHOLD
     match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    word_match_threshold: float = DEFAULT_WORD_MATCH_THRESHOLD
     recency_weight: float = DEFAULT_RECENCY_WEIGHT
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MatchRules:
-        return cls(settings.no_match_threshold, settings.match_threshold, settings.recency_weight)
+        return cls(
+            settings.no_match_threshold, settings.match_threshold,
+            settings.word_match_threshold, settings.recency_weight,
+        )  # fmt: skip
 
 
 DEFAULT_RULES = MatchRules()

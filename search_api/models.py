@@ -113,7 +113,10 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(
-        description=f"natural-language query, 1-{MAX_QUERY_CHARS} characters, not blank",
+        description=(
+            f"natural-language query, 1-{MAX_QUERY_CHARS} characters, not blank; "
+            '"a phrase" must be in a passage\'s text, -word must not (docs/api.md)'
+        ),
         min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
     )  # fmt: skip
     k: WholeNumber = Field(default=10, ge=1, le=MAX_K, description="results to return")

@@ -1,4 +1,4 @@
-"""Pure ranking helpers: lexical query terms, score fusion, evidence sentences."""
+"""Pure ranking helpers: query syntax, lexical query terms, score fusion, evidence sentences."""
 
 from __future__ import annotations
 
@@ -26,6 +26,57 @@ STOPWORDS = frozenset(
     were what when where which who why will with
     """.split()
 )
+
+
+# A "quoted phrase" (optionally -"excluded"), or a -word: a minus at the start of the query or
+# after whitespace, then a letter (so "two-state" and "-20 degrees" stay as typed), up to the
+# next whitespace or quote mark. Quote marks pair left to right; a last odd one is literal.
+_SYNTAX = re.compile(r'(?P<minus>(?<!\S)-)?"(?P<phrase>[^"]*)"|(?<!\S)-(?P<word>[^\W\d_][^\s"]*)')
+_ALPHANUMERIC = re.compile(r"[^\W_]")
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A query's text to rank by (for the model and bm25), the phrases a passage's text must
+    hold and the words or phrases it must not."""
+
+    text: str
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Read ``"a phrase"`` (required in a passage's text) and ``-word`` or ``-"a phrase"``
+    (excluded) out of a query; everything else, FTS5 operators included, is literal text.
+
+    The text keeps the phrases' words without their quote marks and drops the exclusions. A
+    query with no quote marks and no exclusions is its own text, unchanged. A query left with
+    no words to rank by (``-flood``) is read literally, as typed, like any syntax that cannot
+    apply: passages have nothing else to be ranked by, and an answer beats an error."""
+    phrases: list[str] = []
+    excluded: list[str] = []
+
+    def replace(found: re.Match[str]) -> str:
+        phrase = found["phrase"]
+        if phrase is None:
+            excluded.append(found["word"])
+            return " "
+        phrase = " ".join(phrase.split())
+        if found["minus"]:
+            if _ALPHANUMERIC.search(phrase):
+                excluded.append(phrase)
+            return " "
+        if _ALPHANUMERIC.search(phrase):  # a phrase of punctuation holds no FTS5 token
+            phrases.append(phrase)
+        return f" {phrase} "
+
+    rest = _SYNTAX.sub(replace, query)
+    if rest == query:
+        return ParsedQuery(query)
+    text = " ".join(rest.split())
+    if not _ALPHANUMERIC.search(text):
+        return ParsedQuery(query)
+    return ParsedQuery(text, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(excluded)))
 
 
 def query_terms(query: str) -> list[str]:

@@ -159,7 +159,10 @@ def search_get(
     q: Annotated[
         str,
         Query(
-            description=f"the query, 1-{MAX_QUERY_CHARS} characters, not blank",
+            description=(
+                f"the query, 1-{MAX_QUERY_CHARS} characters, not blank; "
+                '"a phrase" must be in a passage\'s text, -word must not (docs/api.md)'
+            ),
             json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK},
         ),
     ],

@@ -37,10 +37,12 @@ from search_api.models import (
     Stats,
 )
 from search_api.ranking import (
+    ParsedQuery,
     article_weight,
     best_sentences,
     convex_fusion,
     lexical_weight,
+    parse_query,
     query_terms,
 )
 
@@ -56,12 +58,15 @@ LEXICAL_DEPTH = 500
 LEXICAL_MATCH_DEPTH = 2_000
 
 
-def _chunk_filter(filters: Filters) -> ChunkFilter:
+def _chunk_filter(filters: Filters, query: ParsedQuery) -> ChunkFilter:
+    """The request's filters and its query's phrases and exclusions, as one condition."""
     return ChunkFilter(
         sources=tuple(filters.source) if filters.source is not None else None,
         article_ids=tuple(filters.article_id) if filters.article_id is not None else None,
         published_from=filters.date_from.isoformat() if filters.date_from else None,
         published_to=filters.date_to.isoformat() if filters.date_to else None,
+        phrases=query.phrases,
+        excluded=query.excluded,
     )
 
 
@@ -159,11 +164,13 @@ class Searcher:
 
     def _search(self, request: SearchRequest) -> SearchResponse:
         started = time.perf_counter()
-        chunk_filter = _chunk_filter(request.filters)
+        query = parse_query(request.query)
+        chunk_filter = _chunk_filter(request.filters, query)
+        terms = query_terms(query.text)
         # Every mode needs the query's vector: for the matching bar and for evidence sentences.
-        vector = self._embedder.encode_query(request.query)
+        vector = self._embedder.encode_query(query.text)
         self.snapshot.check_time()  # encoding may have waited behind a burst
-        matches = self._match(request, vector, chunk_filter)
+        matches = self._match(request, vector, terms, chunk_filter)
         self.snapshot.check_time()
         columns = self.snapshot.columns
         rows, scores = self._representatives(request, matches)
@@ -175,9 +182,7 @@ class Searcher:
         shown = [int(row) for row in rows[page]]
         chunks = self.snapshot.rows(shown)
         spans = (
-            self.snapshot.highlight_spans(
-                query_terms(request.query), {row: chunks[row].text for row in shown}
-            )
+            self.snapshot.highlight_spans(terms, {row: chunks[row].text for row in shown})
             if request.highlight
             else {}
         )
@@ -302,17 +307,22 @@ class Searcher:
         }
 
     def _match(
-        self, request: SearchRequest, vector: np.ndarray, chunk_filter: ChunkFilter
+        self,
+        request: SearchRequest,
+        vector: np.ndarray,
+        terms: list[str],
+        chunk_filter: ChunkFilter,
     ) -> _Matches:
         """Every passage matching the request, most relevant first.
 
         When the query has a good match in the archive (its best passage's cosine clears
-        the "no good match" threshold), a passage passing the filters matches when its cosine clears
-        the bar, or, in hybrid mode, when it is among the best lexical matches and its fused
-        score clears the bar (a passage holding the query's words matches with a lower
-        cosine). Lexical mode matches every passage holding a query word. An explicit
-        ``min_score`` replaces the check and the bar."""
-        terms = query_terms(request.query)
+        the "no good match" threshold), a passage passing the filters matches when its cosine
+        clears the bar, or, in hybrid mode, when it is among the best lexical matches and its
+        fused score clears the words' bar (a passage holding the query's words strongly
+        matches with a lower cosine). Lexical mode matches every passage holding a query
+        word. An explicit ``min_score`` replaces the check and both bars with one bar on the
+        score the results show. ``terms``: the query's words for bm25; its phrases and
+        exclusions are conditions of ``chunk_filter``."""
         allowed = self.snapshot.rows_passing(chunk_filter)
         gated = request.min_score is None
         if request.mode == "lexical":
@@ -340,8 +350,12 @@ class Searcher:
             ),
             lexical, lexical_weight(terms), self.snapshot.columns.article, article_weight(terms),
         )  # fmt: skip
-        return _Matches.of(fused.rows, fused.scores, within.exhaustive, bar, fused.cosines,
-                           lexical, fused.article_boosts)  # fmt: skip
+        # Close in meaning, or one of the best word matches scoring at least the words' bar.
+        # The list's depth is part of that definition, so it never makes the count a bound.
+        words_bar = self._rules.word_match_threshold if request.min_score is None else bar
+        keep = (fused.cosines >= bar) | (np.round(fused.scores, 6) >= words_bar)
+        return _Matches.of(fused.rows, fused.scores, within.exhaustive, None, fused.cosines,
+                           lexical, fused.article_boosts, keep)  # fmt: skip
 
     def _has_match(
         self, vector: np.ndarray, chunk_filter: ChunkFilter, within: Within | None = None
@@ -387,10 +401,13 @@ class _Matches:
         cosines: np.ndarray | None = None,
         lexical: list[tuple[int, float]] | None = None,
         article_boosts: np.ndarray | None = None,
+        keep: np.ndarray | None = None,
     ) -> _Matches:
-        """Those of ``rows`` (in relevance order) whose rounded score is at least ``bar``."""
+        """Those of ``rows`` (in relevance order) that ``keep`` marks, or whose rounded score
+        is at least ``bar`` (None: all)."""
         rounded = np.round(scores, 6)
-        keep = rounded >= bar if bar is not None else np.ones(len(rows), dtype=bool)
+        if keep is None:
+            keep = rounded >= bar if bar is not None else np.ones(len(rows), dtype=bool)
         return cls(
             rows[keep], rounded[keep], exhaustive,
             cosines[keep] if cosines is not None else None, lexical or [],

@@ -13,8 +13,9 @@ from conftest import SEED_FILE, HashEmbedder, open_stand_in
 
 from indexer.build import build_index
 from indexer.settings import Settings
-from indexer.store import UNDATED, RowColumns
+from indexer.store import UNDATED, IndexStore, RowColumns
 from search_api.matching import (
+    MatchRules,
     date_order,
     facet_counts,
     first_of_each,
@@ -262,3 +263,30 @@ def test_recency_lifts_newer_matches_without_changing_the_set(flood_archive: Sea
     )  # fmt: skip
     assert bounded.results[0].published == "2020-12-31"
     assert bounded.results[0].explain and bounded.results[0].explain.recency_factor == 2.0
+
+
+def test_hybrid_adds_strong_word_matches_to_the_passages_close_in_meaning(
+    stand_in_settings: Settings,
+) -> None:
+    def totals(word_bar: float) -> tuple[int, int]:
+        rules = MatchRules(
+            no_match_threshold=0.2, match_threshold=0.3, word_match_threshold=word_bar
+        )
+        searcher = Searcher.open(
+            IndexStore(stand_in_settings.index_dir), HashEmbedder(), rules=rules
+        )
+        try:
+            request = SearchRequest(query="army deployed", k=100, dedupe=False)
+            hybrid = searcher.search(request)
+            dense = searcher.search(request.model_copy(update={"mode": "dense"}))
+            assert all(r.score >= 0.3 for r in dense.results)
+            close = {r.chunk_id for r in dense.results}
+            assert close <= {r.chunk_id for r in hybrid.results}  # meaning alone still matches
+            return hybrid.total, dense.total
+        finally:
+            searcher.close()
+
+    only_meaning, dense_total = totals(word_bar=100.0)
+    assert only_meaning == dense_total
+    with_words, _ = totals(word_bar=0.5)
+    assert with_words > only_meaning

@@ -604,3 +604,95 @@ def test_a_filter_that_leaves_nothing_keeps_the_way_back(page: Page, dated_serve
     page.get_by_role("button", name="Show all dates").click()
     wait_for_results(page)
     expect(page.locator("#status")).to_have_text(total_text(answer))
+
+
+# ---- one article on its own: /?article=ID ---------------------------------
+
+
+def an_article(server: str) -> Any:
+    """GET /articles/{id} of the first article the API finds for the Hezbollah question."""
+    article_id = search(server, "Hezbollah disarmament")["results"][0]["article_id"]
+    return get_json(f"{server}/articles/{urllib.parse.quote(article_id, safe='')}")
+
+
+def article_address(article: Any) -> str:
+    return "/?" + urllib.parse.urlencode({"article": article["article_id"]})
+
+
+def expect_the_article(page: Page, article: Any) -> None:
+    """The article view shows ``article`` whole: headline (focused), date, source, passages."""
+    view = page.locator("#article-view")
+    title = view.get_by_role("heading", level=2)
+    expect(title).to_have_text(article["title"])
+    expect(title).to_be_focused()
+    expect(view.locator(".meta-published .meta-value")).to_have_text(
+        article["published"] or "date unknown"
+    )
+    expect(view.locator(".meta-source .meta-value")).to_have_text(article["source"])
+    expect(view.locator(".article > li")).to_have_text(
+        [passage["text"] for passage in article["passages"]]
+    )
+    expect(page).to_have_title(f"{article['title']} – seedsearch")
+
+
+def test_an_article_address_shows_the_whole_article_under_the_search_form(
+    page: Page, live_server: str
+) -> None:
+    article = an_article(live_server)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server + article_address(article))
+    expect_the_article(page, article)
+    expect(page.locator("#q")).to_be_visible()
+    expect(page.locator("#hint")).to_be_hidden()
+    expect(page.locator("#error")).to_be_hidden()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the article is {width}px wide at a 375px viewport"
+
+    # The search form above it still searches, and the article gives way to the answer.
+    page.locator("#q").fill("flood evacuations")
+    page.locator("#q").press("Enter")
+    wait_for_results(page)
+    expect(page.locator("#article-view")).to_be_hidden()
+    expect(page).to_have_url(re.compile(r"/\?q=flood"))
+
+
+def test_an_unknown_article_says_there_is_no_such_article(page: Page, live_server: str) -> None:
+    page.goto(live_server + "/?article=no-such-article")
+    title = page.locator("#article-view").get_by_role("heading", level=2)
+    expect(title).to_have_text("No article “no-such-article”")
+    expect(title).to_be_focused()
+    expect(page.locator("#article-view")).to_contain_text("No article 'no-such-article'")
+    expect(page.locator("#article-view .article")).to_have_count(0)
+    expect(page.get_by_role("link", name="Back to search")).to_have_attribute("href", "/")
+    expect(page.locator("#error")).to_be_hidden()
+
+
+def test_a_result_links_to_its_article_and_the_article_back_to_search(
+    page: Page, live_server: str
+) -> None:
+    article = an_article(live_server)
+    page.goto(live_server + "/?q=Hezbollah%20disarmament")
+    wait_for_results(page)
+    link = page.locator("#results > li").first.get_by_role("link", name="Link to this article")
+    expect(link).to_have_attribute("href", article_address(article))
+    link.click()
+    expect(page).to_have_url(live_server + article_address(article))
+    expect_the_article(page, article)
+
+    page.get_by_role("link", name="Back to search").click()
+    expect(page.locator("#hint")).to_be_visible()
+    expect(page.locator("#article-view")).to_be_hidden()
+
+
+def test_an_article_address_asks_for_the_read_key(
+    page: Page, live_server: str, keyed_server: tuple[Any, Any]
+) -> None:
+    article = an_article(live_server)  # the keyed server serves a copy of the same index
+    server, _ = keyed_server
+    page.goto(server.url + article_address(article))
+    expect(page.locator("#key-form")).to_be_visible()
+    page.locator("#api-key").fill(READ_KEY)
+    page.locator("#api-key").press("Enter")
+    expect_the_article(page, article)
+    expect(page.locator("#key-form")).to_be_hidden()
+    expect(page.locator("#error")).to_be_hidden()

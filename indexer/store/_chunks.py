@@ -35,21 +35,26 @@ _PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between deadline checks
 # Private-use characters that FTS5's highlight() wraps matched terms in.
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKS = re.compile(f"([{_OPEN}{_CLOSE}])")
+_TEXT_MATCHING = "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?"
 
 
 @dataclass(frozen=True)
 class ChunkFilter:
     """Keep only chunks from these sources or articles, published within these ISO dates
-    (inclusive; chunks without a date fail a date condition). None: no condition."""
+    (inclusive; chunks without a date fail a date condition), whose text holds every one of
+    ``phrases`` and none of ``excluded`` (as FTS5 tokenizes them: case and diacritics aside,
+    stemmed). None or (): no condition."""
 
     sources: tuple[str, ...] | None = None
     article_ids: tuple[str, ...] | None = None
     published_from: str | None = None
     published_to: str | None = None
+    phrases: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
-        return any(
+        return bool(self.phrases or self.excluded) or any(
             value is not None
             for value in (self.sources, self.article_ids, self.published_from, self.published_to)
         )
@@ -66,6 +71,11 @@ class ChunkFilter:
             if bound is not None:
                 conditions.append(f"chunks.published {operator} ?")
                 parameters.append(bound)
+        for test, terms, operator in (("IN", self.phrases, "AND"), ("NOT IN", self.excluded, "OR")):
+            match = match_expression(terms, operator, column="text")
+            if match is not None:
+                conditions.append(f"chunks.row {test} ({_TEXT_MATCHING})")
+                parameters.append(match)
         return " AND ".join(conditions), parameters
 
 
@@ -76,11 +86,15 @@ def _marks(count: int) -> str:
     return ",".join("?" * count)
 
 
-def match_expression(terms: Sequence[str]) -> str | None:
-    """An FTS5 MATCH expression that ORs the terms, each quoted so no user text is read as
-    FTS5 syntax. None when there are no terms."""
-    quoted = ['"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms) if term]
-    return " OR ".join(quoted) or None
+def match_expression(
+    terms: Sequence[str], operator: str = "OR", column: str | None = None
+) -> str | None:
+    """An FTS5 MATCH expression joining the terms with ``operator`` (``OR``, ``AND``), each
+    quoted so no user text is read as FTS5 syntax (a term of several words is a phrase) and,
+    with ``column``, matched in that column only. None when there are no terms."""
+    within = f"{column} : " if column else ""
+    quoted = [within + '"' + term.replace('"', '""') + '"' for term in dict.fromkeys(terms) if term]
+    return f" {operator} ".join(quoted) or None
 
 
 def write_chunks(

@@ -3,12 +3,14 @@
 //   state.js    the search as state: address bar ⇄ form
 //   answer.js   the answer on show: running its search, drawing it, paging on
 //   results.js  the list: highlighted passages, grouped per article, read on in place
+//   article.js  one article on its own, at /?article=ID (a result's "Link to this article")
 //   refine.js   sort, grouping and source chips; timeline.js the month bars
 //   stats.js    the index details; api.js requests with the read key; dom.js small helpers
 // Server text is only ever placed with textContent, never parsed as HTML.
 // No module is called search*.js: tests/test_page.py tells API requests by "/search" in the URL.
 
 import { onKeyEntered } from "./api.js";
+import { articleFromUrl, hideArticle, showArticle } from "./article.js";
 import { clearError } from "./dom.js";
 import { allSources, searchAgain, toggleEverySource } from "./refine.js";
 import { currentView, loadMore, moreButton, regroup, runSearch, showHint } from "./answer.js";
@@ -29,11 +31,19 @@ function searchOrHint(state) {
   }
 }
 
-// Show whatever the address bar asks for (page load and back/forward).
+// Show whatever the address bar asks for (page load and back/forward): an article when it
+// names one (its search, if any, waits in the form), else the search.
 function applyUrl() {
   const state = stateFromUrl();
   showState(state);
-  searchOrHint(state);
+  const articleId = articleFromUrl();
+  if (articleId) {
+    showHint(); // stops a running search and clears its answer
+    showArticle(articleId, state);
+  } else {
+    hideArticle();
+    searchOrHint(state);
+  }
 }
 
 // A key entered: the stats and the search that were refused are asked for again.
@@ -46,6 +56,7 @@ onKeyEntered(function () {
 form.addEventListener("submit", function (event) {
   event.preventDefault();
   const state = stateFromForm();
+  hideArticle();
   recordUrl(state);
   if (!state.q) {
     input.value = "";  // a query of blanks is no query

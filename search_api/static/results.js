@@ -52,7 +52,7 @@ function highlightedText(container, text, highlights, evidence) {
 // ---- passages -------------------------------------------------------------
 
 // A line of labelled fields: [name, label, value] each.
-function metaLine(fields) {
+export function metaLine(fields) {
   const meta = el("p", "result-meta");
   for (const [name, label, value] of fields) {
     const field = el("span", "meta-field meta-" + name);
@@ -91,13 +91,24 @@ function appendPassage(item, result, whole) {
 }
 
 // Read on: the whole article in reading order, ``result`` marked as the hit and the other
-// passages of ``matched()`` (chunk ids) as matches.
-function readOnButton(item, result, matched) {
+// passages of ``matched()`` (chunk ids) as matches; beside it a link to the article's own view.
+function readOnControls(item, result, matched) {
+  const line = el("div", "read-on-line");
   const readOn = el("button", "read-on", "Read the article");
   readOn.type = "button";
   readOn.setAttribute("aria-expanded", "false");
   readOn.addEventListener("click", () => toggleArticle(item, readOn, result, matched()));
-  return readOn;
+  const link = el("a", "article-link", "Link to this article");
+  link.href = articleUrl(result.article_id);
+  // Many results have this link: its name says which article (and keeps the visible words).
+  link.setAttribute("aria-label", "Link to this article: " + (result.title || "(untitled)"));
+  line.append(readOn, link);
+  return line;
+}
+
+// The page's address for one article on its own (see article.js).
+export function articleUrl(articleId) {
+  return "/?" + new URLSearchParams({ article: String(articleId) }).toString();
 }
 
 // One passage on its own (the view without grouping).
@@ -105,7 +116,7 @@ function renderResult(result) {
   const item = el("li", "result");
   item.append(el("h2", "result-title", result.title || "(untitled)"));
   appendPassage(item, result, true);
-  item.append(readOnButton(item, result, () => [result.chunk_id]));
+  item.append(readOnControls(item, result, () => [result.chunk_id]));
   return item;
 }
 
@@ -135,7 +146,7 @@ function newGroup(best) {
     labelGroup(group);
   });
   item.append(toggle, extra,
-    readOnButton(item, best, () => group.passages.map((passage) => passage.chunk_id)));
+    readOnControls(item, best, () => group.passages.map((passage) => passage.chunk_id)));
   labelGroup(group);
   return group;
 }
@@ -184,6 +195,36 @@ export function showPassages(view, list) {
 
 // ---- read on ---------------------------------------------------------------
 
+// The article with this id, as the service sends it; a failure throws with the service's
+// reason and the HTTP status (``error.status``: 404 when there is no such article).
+export async function fetchArticle(articleId) {
+  const response = await apiFetch("/articles/" + encodeURIComponent(articleId));
+  if (!response.ok) {
+    const error = new Error(detailText(await readJson(response), response));
+    error.status = response.status;
+    throw error;
+  }
+  return response.json();
+}
+
+// An article's passages in reading order: the one with chunk id ``hitId`` marked as the hit,
+// those in ``matched`` as matches.
+export function articlePassages(article, hitId, matched) {
+  const list = el("ol", "article");
+  list.setAttribute("aria-label", "The article: " + article.title);
+  for (const passage of article.passages) {
+    const entry = el("li", "article-passage" + (passage.kind === "caption" ? " caption" : ""), passage.text);
+    if (passage.chunk_id === hitId) {
+      entry.classList.add("hit");
+      entry.setAttribute("aria-current", "true");
+    } else if (matched.includes(passage.chunk_id)) {
+      entry.classList.add("match");
+    }
+    list.append(entry);
+  }
+  return list;
+}
+
 async function toggleArticle(item, button, result, matched) {
   const shownArticle = item.querySelector(".article");
   if (shownArticle) {
@@ -193,21 +234,7 @@ async function toggleArticle(item, button, result, matched) {
     return;
   }
   try {
-    const response = await apiFetch("/articles/" + encodeURIComponent(result.article_id));
-    if (!response.ok) throw new Error(detailText(await readJson(response), response));
-    const article = await response.json();
-    const list = el("ol", "article");
-    list.setAttribute("aria-label", "The article: " + article.title);
-    for (const passage of article.passages) {
-      const entry = el("li", "article-passage" + (passage.kind === "caption" ? " caption" : ""), passage.text);
-      if (passage.chunk_id === result.chunk_id) {
-        entry.classList.add("hit");
-        entry.setAttribute("aria-current", "true");
-      } else if (matched.includes(passage.chunk_id)) {
-        entry.classList.add("match");
-      }
-      list.append(entry);
-    }
+    const list = articlePassages(await fetchArticle(result.article_id), result.chunk_id, matched);
     item.append(list);
     button.setAttribute("aria-expanded", "true");
     button.textContent = "Hide the article";
