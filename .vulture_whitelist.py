@@ -42,3 +42,6 @@ _.EXIT_OK
 # Observable state the concurrency tests wait on (tests/test_batching.py): without it they
 # would have to sleep and hope.
 _.waiting  # QueryBatcher
+
+# Fields of the watch record, read as JSON by /healthz and tests (search_api/watch.py).
+_.builds  # WatchRecord

@@ -20,7 +20,9 @@ $(STAMP): pyproject.toml
 build: $(STAMP)
 	$(BIN)/python -m indexer build
 
-# Serves on 127.0.0.1:8000 unless SEEDSEARCH_HOST / SEEDSEARCH_PORT say otherwise.
+# Serves on 127.0.0.1:8000 unless SEEDSEARCH_HOST / SEEDSEARCH_PORT say otherwise, and builds
+# again as files in seeds/ change (SEEDSEARCH_WATCH=false make run does not).
+run: export SEEDSEARCH_WATCH ?= true
 run: build
 	$(BIN)/python -m search_api
 

@@ -35,7 +35,7 @@ from indexer.errors import (
 )
 from indexer.faults import fault_point
 from indexer.parse import decode_source, parse_articles
-from indexer.plan import BuildPlan, SeedFile, plan_build, texts_to_embed
+from indexer.plan import BuildPlan, SeedFile, is_seed_name, plan_build, texts_to_embed
 from indexer.settings import Settings
 from indexer.store import (
     EmbeddingCache,
@@ -50,7 +50,6 @@ from indexer.store import (
     new_snapshot_id,
 )
 
-SEED_SUFFIXES = {".txt", ".md"}
 # Small enough that a build killed part-way has already cached most of its work.
 EMBED_BATCH = 64
 LOCK_WAIT_SECONDS = 600.0
@@ -146,7 +145,7 @@ def seed_files(seeds_dir: Path) -> list[Path]:
             continue
         visited.add(real)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        found += [Path(folder) / n for n in names if Path(n).suffix.lower() in SEED_SUFFIXES]
+        found += [Path(folder) / n for n in names if is_seed_name(n)]
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
@@ -190,8 +189,12 @@ def plan(
     found: Scan,
     params: ChunkingParams,
     fingerprint: str,
+    live: Manifest | None = None,
+    now: str = "",
 ) -> BuildPlan:
-    """Stage 2: which files reuse the live snapshot's chunks (``plan_build`` decides)."""
+    """Stage 2: which files reuse the live snapshot's chunks (``plan_build`` decides), and
+    when each was first indexed: as ``live`` (the live manifest, even for a full build)
+    records it, else ``now``."""
     unchanged = {f.path for f in previous.files} if previous else set()
     unchanged &= {seed.source for seed in found.seeds}
     chunks: dict[str, list[Chunk]] = {}
@@ -199,7 +202,8 @@ def plan(
         # A damaged live snapshot: re-read every file (the cache still helps).
         with contextlib.suppress(SnapshotError):
             chunks = store.read_chunks(previous.snapshot_id, unchanged)
-    return plan_build(previous, chunks, found.seeds, params, fingerprint)
+    indexed = {f.path: f.first_indexed for f in live.files} if live else {}
+    return plan_build(previous, chunks, found.seeds, params, fingerprint, indexed, now)
 
 
 def read(
@@ -227,7 +231,7 @@ def read(
             errors.append(outcome)
             continue
         record, file_chunks = outcome
-        files.append(record)
+        files.append(replace(record, first_indexed=step.first_indexed))
         chunks += file_chunks
         articles += record.articles
     errors.sort(key=lambda e: e.file)
@@ -351,15 +355,14 @@ def _index_for(settings: Settings, chunks: int) -> VectorIndexSpec:
 
 def _manifest(
     embedder: EmbeddingModel, params: ChunkingParams, index: VectorIndexSpec, corpus: Corpus,
-    dimension: int, label: str,
+    dimension: int, label: str, built_at: str,
 ) -> Manifest:  # fmt: skip
     return Manifest(
         snapshot_id=new_snapshot_id(), model_name=embedder.name,
         model_fingerprint=embedder.fingerprint, dimension=dimension, chunking=asdict(params),
         index_type=index.type, index_params=dict(index.params), files=list(corpus.files),
         articles=corpus.articles, chunks=len(corpus.chunks),
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"), errors=list(corpus.errors),
-        corpus=label,
+        built_at=built_at, errors=list(corpus.errors), corpus=label,
     )  # fmt: skip
 
 
@@ -388,10 +391,13 @@ def build_index(
         embedder = embedder or Embedder.for_index(settings, store, export=True)
         _export_model(embedder, store)
         params = ChunkingParams(max_tokens=embedder.max_tokens, embed_title=settings.embed_title)
-        previous = None if full else _previous(store)
+        live = _previous(store)
+        previous = None if full else live
+        # New files' first-indexed time: this snapshot's, so undated articles keep their age.
+        built_at = datetime.now(UTC).isoformat(timespec="seconds")
         max_bytes = int(settings.max_file_mb * 1_000_000)
         found = scan(settings.seeds_dir, max_bytes)
-        build_plan = plan(store, previous, found, params, embedder.fingerprint)
+        build_plan = plan(store, previous, found, params, embedder.fingerprint, live, built_at)
         corpus = read(build_plan, found, settings.seeds_dir, params, embedder.count_tokens,
                       max_bytes)  # fmt: skip
         index = _index_for(settings, len(corpus.chunks))
@@ -404,7 +410,7 @@ def build_index(
         ) as cache:  # fmt: skip
             embedded = embed(corpus.chunks, embedder, cache, full, progress)
         manifest = _manifest(embedder, params, index, corpus, int(embedded.vectors.shape[1]),
-                             corpus_label)  # fmt: skip
+                             corpus_label, built_at)  # fmt: skip
         live_id = store.current_id()
         with _unpublished(store, manifest.snapshot_id), _writing("the snapshot", store):
             written = write(store, manifest, corpus, embedded, gate, live_id)

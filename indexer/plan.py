@@ -10,9 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 
 from indexer.chunk import Chunk, ChunkingParams
 from indexer.store import Manifest, SourceFile
+
+SEED_SUFFIXES = frozenset({".txt", ".md"})
+# The names copy tools (rsync, curl, browsers, editors) give a file while it is being written:
+# a build never reads one, so a half-copied file is never indexed half.
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload")
+
+
+def is_temporary_name(name: str) -> bool:
+    """Whether a file name is a copy in progress: a leading dot, a trailing ``~``, or ``.part``,
+    ``.tmp`` or ``.crdownload`` at the end."""
+    return name.startswith(".") or name.endswith("~") or name.lower().endswith(TEMPORARY_SUFFIXES)
+
+
+def is_seed_name(name: str) -> bool:
+    """Whether the build reads a file of this name: ``.txt`` or ``.md``, not a temporary name."""
+    return PurePath(name).suffix.lower() in SEED_SUFFIXES and not is_temporary_name(name)
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,7 @@ class FilePlan:
     seed: SeedFile
     reuse: SourceFile | None = None  # the live snapshot's record, when its chunks are reused
     chunks: tuple[Chunk, ...] = ()  # the reused chunks
+    first_indexed: str = ""  # when a build first indexed this path (RFC 3339)
 
 
 @dataclass(frozen=True)
@@ -49,18 +67,25 @@ def plan_build(
     seeds: Sequence[SeedFile],
     params: ChunkingParams,
     fingerprint: str,
+    indexed: Mapping[str, str] | None = None,
+    now: str = "",
 ) -> BuildPlan:
-    """Decide, per seed file, whether the live snapshot's chunks can stand for it."""
+    """Decide, per seed file, whether the live snapshot's chunks can stand for it.
+
+    ``indexed``: when each path was first indexed, by the live snapshot's record (which even
+    a full build keeps); any other path is first indexed ``now``."""
+    indexed = indexed or {}
     reusable = {}
     if previous is not None and _can_reuse(previous, fingerprint, params):
         reusable = {f.path: f for f in previous.files if previous_chunks.get(f.path)}
     plans = []
     for seed in seeds:
         old = reusable.get(seed.source)
+        first = indexed.get(seed.source) or now
         if old is not None and old.sha256 == seed.sha256:
-            plans.append(FilePlan(seed, old, tuple(previous_chunks[seed.source])))
+            plans.append(FilePlan(seed, old, tuple(previous_chunks[seed.source]), first))
         else:
-            plans.append(FilePlan(seed))
+            plans.append(FilePlan(seed, first_indexed=first))
     return BuildPlan(tuple(plans))
 
 

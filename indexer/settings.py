@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     read_key: SecretStr | None = None
     # Origins a browser page elsewhere may call the API from (CORS); none by default.
     cors_origins: list[str] = Field(default_factory=list)
+    # Where readers reach the page (e.g. https://news.example/search), for the absolute links
+    # of feeds; empty: the address each request came to.
+    public_base_url: str = ""
     # Prepend the headline to each passage's embedded text. Off: it measured worse (docs/quality.md).
     embed_title: bool = False
     # The vector index follows the corpus size (docs/benchmarks.md, Scale): exact search up to
@@ -96,11 +99,26 @@ class Settings(BaseSettings):
     max_searches_in_flight: int = Field(default=32, ge=1, le=1000)
     # The embedding cache keeps what the last this-many published snapshots embedded.
     cache_keep_snapshots: int = Field(default=2, ge=1)
+    # python -m search_api: watch the seeds folder and build incrementally once every changed
+    # file has been quiet this long (docs/operations.md, Watching the seeds folder).
+    watch: bool = False
+    watch_quiet_seconds: float = Field(default=2.0, gt=0, le=600)
+    # Poll the folder rather than wait for file system events, which network file systems do
+    # not send (the watcher polls by itself on nfs, cifs, sshfs and the like).
+    watch_polling: bool = False
 
     @field_validator("api_key", "read_key", mode="before")
     @classmethod
     def _blank_key_means_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _an_http_address(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// address, or empty")
+        return value
 
 
 def flag_name(field: str) -> str:

@@ -1,7 +1,7 @@
 """Benchmark queries: HTTP against the in-process torch floor, under load and during a rebuild.
 
     python scripts/bench_query.py [--articles 200] [--clients 1,4,16] [--workers 1] [--json]
-                                  [--phases all|features]
+                                  [--phases all|features|similar] [--index DIR]
 
 Corpus: the seed files plus N BBC articles, built once with the default settings. Queries: the
 dev sets plus SciFact's test queries, each sent once per phase (the server restarts between
@@ -25,6 +25,10 @@ this machine, so ratios hold while absolute times drift with the machine's load.
   time feature at once (those facets, ``sort=date``, ``recency_half_life_days=30``), each over
   the default's p50. The three are interleaved query by query, each query sent to one of them
   in turn, so no request reuses another's cached query vector.
+- similar (``--phases similar`` runs only this one): 1 client, p50 of the default request and
+  of ``GET /articles/{id}/similar`` (k=5) over every article in turn, interleaved request by
+  request, and the similar p50 over the default's; ``--index DIR`` serves an existing index
+  (e.g. the seeds + all BBC) instead of building seeds + ``--articles``.
 """
 
 from __future__ import annotations
@@ -208,6 +212,28 @@ def features(
     }  # fmt: skip
 
 
+def similar(index: Path, queries: Sequence[str], server_args: Sequence[str]) -> dict[str, Any]:
+    """The similar phase: the default search and ``/articles/{id}/similar`` in turn."""
+    snapshot = IndexStore(index).open_snapshot()
+    articles, chunks = list(snapshot.columns.article_ids), snapshot.manifest.chunks
+    snapshot.close()
+    search_times, similar_times = [], []
+    with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
+        get(client, "warm-up")
+        client.get(f"/articles/{articles[0]}/similar").raise_for_status()
+        for number, query in enumerate(queries):
+            search_times.append(get(client, query))
+            started = time.perf_counter()
+            article = articles[(number + 1) % len(articles)]
+            client.get(f"/articles/{article}/similar", params={"k": 5}).raise_for_status()
+            similar_times.append(time.perf_counter() - started)
+    default, related = summary_ms(search_times), summary_ms(similar_times)
+    return {
+        "chunks": chunks, "articles": len(articles), "default": default, "similar": related,
+        "similar_p50_over_default": round(related["p50_ms"] / default["p50_ms"], 3),
+    }  # fmt: skip
+
+
 def feature_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     return [
         ("features: default request", f"{_ms(result['default'])}  ({result['chunks']} chunks, dated)"),
@@ -222,6 +248,22 @@ def bench(args: argparse.Namespace) -> int:
     queries = benchmark_queries()
     client_counts = [int(c) for c in args.clients.split(",")]
     server_args = ["--workers", str(args.workers)] if args.workers > 1 else []
+    if args.phases == "similar":
+        with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
+            index = args.index
+            if index is None:
+                seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
+                write_corpus(seeds, pick_articles(args.bbc, args.articles))
+                build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
+            found = similar(index, queries, server_args)
+        if not args.json:
+            print_table("bench_query (similar)", [
+                ("default request", f"{_ms(found['default'])}  ({found['chunks']} chunks)"),
+                ("/articles/{id}/similar k=5", f"{_ms(found['similar'])}  p50 / default p50 "
+                 f"{found['similar_p50_over_default']:.2f}  ({found['articles']} articles)"),
+            ])  # fmt: skip
+        print(json.dumps({"queries": len(queries), "workers": args.workers, "similar": found}))
+        return 0
     if args.phases == "features":
         with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
             only = features(args.bbc, args.articles, Path(scratch), queries, server_args)
@@ -326,9 +368,13 @@ def main() -> int:
         "--scaling", default="1,2", help="worker counts to compare ('' to skip that phase)"
     )
     parser.add_argument(
-        "--phases", choices=("all", "features"), default="all",
-        help="every phase (default), or only the time features' cost against the default request",
+        "--phases", choices=("all", "features", "similar"), default="all",
+        help="every phase (default), or only the time features' or /similar's cost against the "
+        "default request",
     )  # fmt: skip
+    parser.add_argument(
+        "--index", type=Path, help="--phases similar: serve this index instead of building one"
+    )
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

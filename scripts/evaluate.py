@@ -25,6 +25,12 @@ Recency over a dated archive (build one from --dated-archive's folder), in this 
     -> writes COUNT BBC articles into DIR, each with a dateline: dates spread over two years,
        every twelfth article undated (search_api.evaluation.archive_date).
 
+Related coverage over an index holding the BBC corpus under bbc/<category>/, in this process:
+    python scripts/evaluate.py --queries ../shared/eval/bbc_dev_queries.jsonl --related [--index DIR]
+    -> for each distinct answer article (the queries' "file"), the share of its top 5 similar
+       articles (GET /articles/{id}/similar) in its own BBC category, against the share 5
+       random other articles of the index would have. The category is a proxy for "related".
+
 BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per document:
     python scripts/evaluate.py --beir ../shared/corpora/scifact [--split test] [--mode ...]
     -> nDCG@10, recall@100 and MRR@10. The corpus is written as seed files under
@@ -34,6 +40,7 @@ BEIR-style folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), ranked per 
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime
 import json
 import statistics
@@ -57,7 +64,7 @@ from search_api.beir import (
     reciprocal_rank,
     write_beir_seeds,
 )
-from search_api.client import SearchFunction, local_search, open_search
+from search_api.client import SearchFunction, local_search, local_searcher, open_search
 from search_api.evaluation import (
     CUTOFFS,
     BarReport,
@@ -127,6 +134,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--recency", type=_positive, metavar="DAYS",
         help="top-10 age and MRR@10 with recency_half_life_days=DAYS against without",
+    )  # fmt: skip
+    report.add_argument(
+        "--related", action="store_true",
+        help="share of the answer articles' top 5 similar articles in their BBC category",
     )  # fmt: skip
     parser.add_argument(
         "--bar",
@@ -408,8 +419,62 @@ def format_recency(outcomes: Sequence[RecencyOutcome], summary: dict[str, object
     return "\n".join(lines)
 
 
+RELATED_K = 5
+
+
+def related(args: argparse.Namespace) -> str:
+    """Top-5 similar articles in the answer article's BBC category, against random."""
+    files = sorted({
+        json.loads(line)["file"] for path in args.queries
+        for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    })  # fmt: skip
+    with local_searcher(settings_from_flags(index_dir=args.index)) as searcher:
+        columns = searcher.snapshot.columns
+        article_of = {columns.sources[s]: columns.article_ids[a]
+                      for a, s in zip(columns.article, columns.source, strict=True)}  # fmt: skip
+        categories = [_category(columns.sources[s]) for s in columns.source]
+        by_article = dict(zip(columns.article.tolist(), categories, strict=True))
+        sizes = collections.Counter(by_article.values())
+        others = len(by_article) - 1
+        shares, baselines, missing = [], [], []
+        for file in files:
+            article = article_of.get(f"bbc/{file}")
+            if article is None:
+                missing.append(file)
+                continue
+            category = _category(f"bbc/{file}")
+            found = searcher.similar(article, RELATED_K)
+            assert found is not None
+            near = [a for a in found.articles if not a.duplicate]
+            shares.append(sum(_category(a.source) == category for a in near) / RELATED_K)
+            baselines.append((sizes[category] - 1) / others)
+    summary = {
+        "articles": len(shares), "missing": missing, "k": RELATED_K,
+        "article_vectors": searcher.snapshot.manifest.article_vectors,
+        "same_category_share": round(statistics.fmean(shares), 4) if shares else None,
+        "random_baseline": round(statistics.fmean(baselines), 4) if baselines else None,
+    }  # fmt: skip
+    if args.json:
+        return json.dumps(summary, indent=2)
+    return (
+        f"related coverage over {summary['articles']} answer articles ({summary['article_vectors']}): "
+        f"{summary['same_category_share']} of the top {RELATED_K} similar share the BBC category; "
+        f"5 random other articles: {summary['random_baseline']}"
+        + (f"; not in the index: {', '.join(missing)}" if missing else "")
+    )
+
+
+def _category(source: str) -> str | None:
+    """The BBC category of a source path ``bbc/<category>/NNN.txt``; None for other files."""
+    parts = source.split("/")
+    return parts[1] if len(parts) == 3 and parts[0] == "bbc" else None
+
+
 def _check_report_flags(args: argparse.Namespace) -> None:
-    report = "--match-sweep" if args.match_sweep else "--recency" if args.recency else None
+    report = (
+        "--match-sweep" if args.match_sweep else "--recency" if args.recency
+        else "--related" if args.related else None
+    )  # fmt: skip
     if report and not args.queries:
         raise UsageError(f"{report} needs --queries")
     if report and args.api:
@@ -425,6 +490,9 @@ def evaluate(args: argparse.Namespace) -> int:
     modes = MODES if args.mode == "all" else (args.mode,)
     # Read the labels before opening the index, so a bad file is reported as such.
     queries = [q for path in args.queries or [] for q in load_queries(path)]
+    if args.related:
+        print(related(args))
+        return 0
     if args.match_sweep or args.recency:
         mode = DEFAULT_MODE if args.mode == "all" else args.mode
         print(sweep(args, queries, mode) if args.match_sweep else recency(args, queries, mode))

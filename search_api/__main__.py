@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ from indexer.settings import Settings, settings_from_flags, settings_to_environm
 from search_api.app import create_app
 from search_api.live import check_query_model, query_model
 from search_api.metrics import METRICS_DIR_VARIABLE
+from search_api.watch import watching
 
 # On SIGTERM (or Ctrl-C) the server stops accepting connections and lets requests in flight
 # finish for up to this long before it exits 0 (a rebuild child gets its own, longer wait:
@@ -41,19 +43,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", help="local sentence-transformers folder (default: packaged)")
     parser.add_argument("--workers", type=int, help="server processes (default: 1)")
+    parser.add_argument(
+        "--watch", action=argparse.BooleanOptionalAction, default=None,
+        help="build incrementally when files in the seeds folder change (default: off)",
+    )  # fmt: skip
     return parser
 
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from_flags(
         host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds,
-        model=args.model, workers=args.workers,
+        model=args.model, workers=args.workers, watch=args.watch,
     )  # fmt: skip
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    if settings.workers == 1:
-        serve_one(settings)
-    else:
-        serve_workers(settings)
+    # One process watches and builds: this one, the supervisor under --workers N.
+    with watching(settings) if settings.watch else contextlib.nullcontext():
+        if settings.workers == 1:
+            serve_one(settings)
+        else:
+            serve_workers(settings)
     return 0
 
 

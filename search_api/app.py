@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 
@@ -21,6 +22,7 @@ from indexer.embed import Embedder
 from indexer.errors import QueryTimeoutError
 from indexer.settings import Settings
 from indexer.store import IndexStore
+from search_api.feed import KEY_REDACTION
 from search_api.jobs import REBUILD_SHUTDOWN_SECONDS, Rebuilds
 from search_api.limits import RequestLimits
 from search_api.live import LiveSearcher
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # /feed takes the read key as a parameter: the access log shows it as ***.
+        logging.getLogger("uvicorn.access").addFilter(KEY_REDACTION)
         store = IndexStore(settings.index_dir, settings.prune_grace_seconds)
         model = embedder or Embedder.for_index(settings, store, export=False)
         live = LiveSearcher(

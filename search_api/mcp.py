@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import FastAPI
 from mcp.server.mcpserver import Context, MCPServer
@@ -39,6 +38,7 @@ from starlette.types import Receive, Scope, Send
 from indexer.errors import SeedsearchError, run_command
 from indexer.settings import Settings, settings_from_flags
 from search_api.client import local_searcher
+from search_api.feed import article_url
 from search_api.models import (
     MAX_K,
     MAX_QUERY_CHARS,
@@ -117,14 +117,11 @@ ResultCount = Annotated[int, Field(ge=1, le=MAX_K, description=f"articles to ret
 ArticleId = Annotated[str, Field(description="an article's id, as search returned it")]
 
 
-def article_url(base: str, article_id: str) -> str:
-    """The search page showing the article."""
-    return f"{base.rstrip('/')}/?article={quote(article_id, safe='')}"
-
-
 def page_base(context: Context[Any, Any], settings: Settings) -> str:
-    """Where the search page is: the address the HTTP request came to, else (stdio) the
-    configured host and port."""
+    """Where the search page is: the configured public address, else the address the HTTP
+    request came to, else (stdio) the configured host and port."""
+    if settings.public_base_url:
+        return settings.public_base_url
     request = context.request_context.request
     if isinstance(request, Request):
         return str(request.base_url)

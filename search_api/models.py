@@ -289,6 +289,31 @@ class Article(BaseModel):
     passages: list[Passage]
 
 
+MAX_SIMILAR = 50
+
+
+class SimilarArticle(BaseModel):
+    """An article close to another one, with the passage that ties them."""
+
+    article_id: str
+    title: str
+    source: str
+    published: str | None
+    score: float = Field(description="cosine of the two articles' vectors")
+    duplicate: bool = Field(
+        description="every passage of this article is a near-duplicate of one of the other's"
+    )
+    chunk_id: str = Field(description="this article's passage closest to the other article")
+    text: str
+
+
+class SimilarArticles(BaseModel):
+    article_id: str
+    articles: list[SimilarArticle] = Field(
+        description="the k closest other articles, best first, then every duplicate"
+    )
+
+
 class Stats(BaseModel):
     snapshot: str
     built_at: str

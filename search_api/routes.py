@@ -14,9 +14,10 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr, ValidationError
 
-from indexer.errors import BuildLockedError, SeedsearchError
+from indexer.errors import BuildLockedError, SeedsearchError, SnapshotError
 from indexer.settings import Settings
 from indexer.store import KEPT_JOBS
+from search_api import feed
 from search_api.errors import NotReadyError
 from search_api.jobs import Rebuilds, ReindexJob
 from search_api.live import LiveSearcher
@@ -29,12 +30,14 @@ from search_api.models import (
     MAX_K,
     MAX_OFFSET,
     MAX_QUERY_CHARS,
+    MAX_SIMILAR,
     NOT_BLANK,
     Article,
     ErrorBody,
     Mode,
     SearchRequest,
     SearchResponse,
+    SimilarArticles,
     Sort,
     Stats,
 )
@@ -148,6 +151,31 @@ _DATE = {"format": "date"}
 _VALUES = {"minItems": 1, "maxItems": MAX_FILTER_VALUES}
 # One facet name, or several separated by commas.
 FACET_LIST = "^({names})(,({names}))*$".format(names="|".join(FACETS))
+# The parameters /search and /feed share.
+QueryText = Annotated[
+    str,
+    Query(
+        description=(
+            f"the query, 1-{MAX_QUERY_CHARS} characters, not blank; "
+            '"a phrase" must be in a passage\'s text, -word must not (docs/api.md)'
+        ),
+        json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK},
+    ),
+]
+SourceFilter = Annotated[
+    list[str],
+    Query(description="only these source files (repeat for several)", json_schema_extra=_VALUES),
+]
+DateFrom = Annotated[
+    str | None,
+    Query(
+        description="published on or after, YYYY-MM-DD (after date_to: nothing matches)",
+        json_schema_extra=_DATE,
+    ),
+]
+DateTo = Annotated[
+    str | None, Query(description="published on or before, YYYY-MM-DD", json_schema_extra=_DATE)
+]
 
 
 @router.get(
@@ -156,16 +184,7 @@ FACET_LIST = "^({names})(,({names}))*$".format(names="|".join(FACETS))
 )  # fmt: skip
 def search_get(
     searcher: SearcherDep,
-    q: Annotated[
-        str,
-        Query(
-            description=(
-                f"the query, 1-{MAX_QUERY_CHARS} characters, not blank; "
-                '"a phrase" must be in a passage\'s text, -word must not (docs/api.md)'
-            ),
-            json_schema_extra={"minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": NOT_BLANK},
-        ),
-    ],
+    q: QueryText,
     k: Annotated[
         int,
         Query(
@@ -174,30 +193,13 @@ def search_get(
         ),
     ] = 10,
     mode: Annotated[Mode, Query()] = DEFAULT_MODE,
-    source: Annotated[
-        list[str],
-        Query(
-            description="only these source files (repeat for several)", json_schema_extra=_VALUES
-        ),
-    ] = [],  # noqa: B006 - FastAPI copies parameter defaults per request
+    source: SourceFilter = [],  # noqa: B006 - FastAPI copies parameter defaults per request
     article_id: Annotated[
         list[str],
         Query(description="only these articles (repeat for several)", json_schema_extra=_VALUES),
     ] = [],  # noqa: B006 - FastAPI copies parameter defaults per request
-    date_from: Annotated[
-        str | None,
-        Query(
-            description="published on or after, YYYY-MM-DD (after date_to: nothing matches)",
-            json_schema_extra=_DATE,
-        ),
-    ] = None,
-    date_to: Annotated[
-        str | None,
-        Query(
-            description="published on or before, YYYY-MM-DD",
-            json_schema_extra=_DATE,
-        ),
-    ] = None,
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
     min_score: float | None = None,
     offset: Annotated[
         int,
@@ -251,13 +253,20 @@ def search_post(body: SearchRequest, searcher: SearcherDep) -> SearchResponse:
     summary="200 while a snapshot is served ('degraded' when CURRENT's was refused), 503 before",
     responses=_errors(500, 503),
 )
-def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, str]:
+def healthz(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> dict[str, Any]:
     try:
         health = live.health()
     except NotReadyError as error:
         raise HTTPException(status_code=503, detail=str(error)) from None
-    body = {"status": health.status, "snapshot": health.snapshot}
-    return body | ({"reason": health.reason} if health.reason else {})
+    body: dict[str, Any] = {"status": health.status, "snapshot": health.snapshot}
+    if health.reason:
+        body["reason"] = health.reason
+    # Under --watch, the last watch build's result (search_api/watch.py): a detail, still 200.
+    try:
+        watch = live.store.watch_record()
+    except SnapshotError as error:
+        watch = {"result": "unreadable", "error": str(error)}
+    return body | ({"watch": watch} if watch is not None else {})
 
 
 @router.get(
@@ -274,6 +283,25 @@ def stats(searcher: SearcherDep) -> Stats:
 )  # fmt: skip
 def article(article_id: str, searcher: SearcherDep) -> Article:
     found = searcher.article(article_id)
+    if found is None:
+        raise HTTPException(404, f"no article {article_id!r} in snapshot {searcher.snapshot.id}")
+    return found
+
+
+@router.get(
+    "/articles/{article_id}/similar", response_model=SimilarArticles,
+    summary="Related coverage: the closest other articles, then this one's duplicates",
+    responses=_errors(401, 404, 422, 500, 503),
+)  # fmt: skip
+def similar(
+    article_id: str,
+    searcher: SearcherDep,
+    k: Annotated[int, Query(ge=1, le=MAX_SIMILAR, description="closest articles to return")] = 5,
+) -> SimilarArticles:
+    try:
+        found = searcher.similar(article_id, k)
+    except SnapshotError as error:  # a snapshot from before article vectors
+        raise HTTPException(503, str(error)) from None
     if found is None:
         raise HTTPException(404, f"no article {article_id!r} in snapshot {searcher.snapshot.id}")
     return found
@@ -339,6 +367,65 @@ def reindex_job(
     if job is None:
         raise HTTPException(404, f"no rebuild {job_id!r} (the last {KEPT_JOBS} are kept)")
     return job
+
+
+def feed_reader(
+    configured: Annotated[Settings, Depends(settings)],
+    x_api_key: Annotated[str | None, Header(description="the read or admin key")] = None,
+    key: Annotated[
+        str, Query(description="the read key, for feed readers that cannot send headers")
+    ] = "",
+) -> None:
+    """As ``reader``; feed readers cannot send headers, so the read key may also come as the
+    ``key`` parameter (here only: a key in a URL ends up in histories and proxies' logs)."""
+    if configured.read_key is None or (key and _matches(key, configured.read_key)):
+        return
+    if not (_matches(x_api_key, configured.read_key) or _matches(x_api_key, configured.api_key)):
+        raise HTTPException(401, "missing or wrong key parameter or X-API-Key header")
+
+
+@router.get(
+    "/feed", response_class=Response,
+    summary="An Atom feed of the newest articles matching a search",
+    description="The matching set of the search (as `/search?sort=date&collapse=true`), one "
+    "entry per article, newest first and undated ones last; a query with no good match is an "
+    "empty feed. With SEEDSEARCH_READ_KEY set, the read key is the `key` parameter or the "
+    "X-API-Key header.",
+    responses={
+        200: {
+            "description": "an Atom 1.0 feed",
+            "content": {feed.MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **_errors(401, 422, 431, 500, 503),
+    },
+)  # fmt: skip
+def feed_get(
+    request: Request,
+    _: Annotated[None, Depends(feed_reader)],
+    __: Annotated[None, Depends(search_slot)],
+    searcher: Annotated[Searcher, Depends(current_searcher)],
+    configured: Annotated[Settings, Depends(settings)],
+    q: QueryText,
+    k: Annotated[
+        int,
+        Query(
+            description=f"entries, 1-{MAX_K}", json_schema_extra={"minimum": 1, "maximum": MAX_K}
+        ),
+    ] = feed.DEFAULT_ENTRIES,
+    mode: Annotated[Mode, Query()] = DEFAULT_MODE,
+    source: SourceFilter = [],  # noqa: B006 - FastAPI copies parameter defaults per request
+    date_from: DateFrom = None,
+    date_to: DateTo = None,
+) -> Response:
+    filters = {"source": source or None, "date_from": date_from, "date_to": date_to}
+    search = _validated(query=q, k=k, mode=mode, filters=filters, sort="date", collapse=True,
+                        highlight=False)  # fmt: skip
+    results = searcher.search(search).results
+    manifest = searcher.snapshot.manifest
+    first_indexed = {file.path: file.first_indexed for file in manifest.files}
+    base = configured.public_base_url or str(request.base_url)
+    document = feed.feed_for(search, results, first_indexed, manifest.built_at, base)
+    return Response(feed.render(document), media_type=feed.MEDIA_TYPE)
 
 
 @router.get("/", include_in_schema=False)

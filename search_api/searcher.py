@@ -34,6 +34,8 @@ from search_api.models import (
     SearchRequest,
     SearchResponse,
     SearchResult,
+    SimilarArticle,
+    SimilarArticles,
     Stats,
 )
 from search_api.ranking import (
@@ -145,6 +147,38 @@ class Searcher:
             article_id=article_id, title=first.title, source=first.source,
             published=first.published, passages=passages,
         )  # fmt: skip
+
+    def similar(self, article_id: str, k: int) -> SimilarArticles | None:
+        """The ``k`` articles closest to this one by article vector, best first, then every
+        duplicate of it (not counted in ``k``); None when there is no such article."""
+        columns = self.snapshot.columns
+        code = columns.article_code(article_id)
+        if code is None:
+            return None
+        vector = self.snapshot.article_vector(code)
+        duplicates = [int(d) for d in columns.duplicate_articles(code)]
+        skip = {code, *duplicates}
+        found = self.snapshot.nearest_articles(vector, k + len(skip))
+        closest = [(a, score) for a, score in found if a not in skip][:k]
+        closest += [(d, float(self.snapshot.article_vector(d)[0] @ vector[0])) for d in duplicates]
+        ties = {a: self._closest_passage(vector, a) for a, _ in closest}
+        chunks = self.snapshot.rows(list(ties.values()))
+        articles = []
+        for a, score in closest:
+            tie = chunks[ties[a]]
+            similar = SimilarArticle(
+                article_id=columns.article_ids[a], title=tie.title, source=tie.source,
+                published=tie.published, score=round(score, 6), duplicate=a in skip,
+                chunk_id=tie.id, text=tie.text,
+            )  # fmt: skip
+            articles.append(similar)
+        return SimilarArticles(article_id=article_id, articles=articles)
+
+    def _closest_passage(self, vector: np.ndarray, article: int) -> int:
+        """The row of ``article`` whose passage vector is closest to ``vector``."""
+        rows = np.flatnonzero(self.snapshot.columns.article == article).tolist()
+        cosines = self.snapshot.similarities(vector, rows)
+        return max(rows, key=lambda row: (cosines[row], -row))
 
     def search(self, request: SearchRequest) -> SearchResponse:
         """Answer a request; ``QueryTimeoutError`` when it runs past the time limit."""

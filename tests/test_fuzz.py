@@ -52,8 +52,9 @@ def an_inverted_date_range_matches_nothing(ctx: Any, response: Any, case: Any) -
 # Every operation of the schema (a test below checks that the list is complete).
 OPERATIONS = [
     ("GET", "/search"), ("POST", "/search"), ("GET", "/healthz"), ("GET", "/stats"),
-    ("GET", "/articles/{article_id}"), ("GET", "/metrics"), ("POST", "/admin/reindex"),
-    ("GET", "/admin/reindex/{job_id}"),
+    ("GET", "/articles/{article_id}"), ("GET", "/articles/{article_id}/similar"),
+    ("GET", "/metrics"), ("POST", "/admin/reindex"),
+    ("GET", "/admin/reindex/{job_id}"), ("GET", "/feed"),
 ]  # fmt: skip
 
 
@@ -69,7 +70,7 @@ def test_every_operation_is_fuzzed(server: Server) -> None:
 
 # Invalid requests can only be made where some input has rules to break (any string is a
 # valid article id or API key).
-TAKES_INPUT = {("GET", "/search"), ("POST", "/search")}
+TAKES_INPUT = {("GET", "/search"), ("POST", "/search"), ("GET", "/feed")}
 CASES = [
     (method, path, mode)
     for method, path in OPERATIONS

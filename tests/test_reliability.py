@@ -38,7 +38,7 @@ from indexer.store import IndexStore, JobRecords
 from search_api.models import SearchRequest
 from search_api.searcher import Searcher
 
-DATA_FILES = ("vectors.faiss", "chunks.sqlite", "sentences.npy")
+DATA_FILES = ("vectors.faiss", "chunks.sqlite", "sentences.npy", "articles.npy")
 RELOAD_SECONDS = 30
 
 

@@ -7,6 +7,7 @@ row answer them without a statement per batch of rows.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -63,6 +64,35 @@ class RowColumns:
     def dated_articles(self) -> int:
         """How many articles have a publication date."""
         return len(np.unique(self.article[self.day != UNDATED]))
+
+    def duplicate_articles(self, article: int) -> np.ndarray:
+        """The articles (codes, ascending) that duplicate ``article``: every passage of each
+        shares a near-duplicate group with a passage of ``article``. The article itself is
+        not among them. Two copies of one story are duplicates of each other; an article
+        that quotes some of another's paragraphs beside its own is not a duplicate of it."""
+        groups = np.unique(self.group[self.article == article])
+        in_groups = np.isin(self.group, groups)
+        candidates = np.unique(self.article[in_groups])
+        outside = np.unique(self.article[~in_groups])  # articles with a passage elsewhere
+        found: np.ndarray = np.setdiff1d(candidates, outside)
+        others: np.ndarray = found[found != article]
+        return others
+
+    def article_code(self, article_id: str) -> int | None:
+        """The number of ``article_id`` in ``article_ids``, or None when there is none."""
+        at = bisect.bisect_left(self.article_ids, article_id)  # np.unique sorted them
+        found = at < len(self.article_ids) and self.article_ids[at] == article_id
+        return at if found else None
+
+
+def article_vectors(article: np.ndarray, vectors: np.ndarray, articles: int) -> np.ndarray:
+    """Each article's vector: the mean of its passages' (normalised) vectors, normalised
+    again, in article code order (``RowColumns.article``)."""
+    sums = np.zeros((articles, vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, article, np.asarray(vectors, dtype=np.float64))
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    normalised: np.ndarray = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    return normalised
 
 
 def month_name(month: int) -> str:

@@ -28,6 +28,8 @@ IVF_SCAN_BUDGET = 200_000
 IVF_MIN_PROBES, IVF_MAX_PROBES = 32, 256
 FLAT_LIMIT = 50_000
 HNSW_LIMIT = 300_000
+# What a snapshot's article vectors are (``articles.npy``), as its manifest records it.
+ARTICLE_VECTORS = "mean of passage vectors, normalised"
 
 DEFAULT_PARAMS: dict[IndexType, dict[str, IndexParam]] = {
     "flat": {},
@@ -65,6 +67,9 @@ class SourceFile:
     sha256: str
     articles: int
     chunks: int
+    # When a build first indexed this path (RFC 3339), carried over by every later build: an
+    # undated article's age in a feed. Manifests before it read as their snapshot's built_at.
+    first_indexed: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,9 @@ class Manifest:
     index_params: dict[str, IndexParam] = field(default_factory=dict)
     # Size and sha256 of every data file, recorded after they are written.
     data_files: list[DataFile] = field(default_factory=list)
+    # How ``articles.npy`` was computed from the passage vectors ("" in manifests written
+    # before article vectors: those snapshots hold no such file and answer no similar query).
+    article_vectors: str = ""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -121,7 +129,9 @@ class Manifest:
                     f"snapshot schema {data.get('schema_version')!r} is not the one this version"
                     f" reads ({SCHEMA_VERSION}); rebuild with `python -m indexer build`"
                 )
-            data["files"] = [SourceFile(**f) for f in data["files"]]
+            data["files"] = [
+                SourceFile(**{"first_indexed": data["built_at"], **f}) for f in data["files"]
+            ]
             data["errors"] = [FileError(**e) for e in data.get("errors", [])]
             data["data_files"] = [DataFile(**f) for f in data.get("data_files", [])]
             return cls(**data)
@@ -133,7 +143,7 @@ class Manifest:
         manifests with the same key describe the same searchable content."""
         return content_key(
             self.model_fingerprint, self.chunking, self.index, self.files, self.errors,
-            self.corpus,
+            self.corpus, article_vectors=self.article_vectors,
         )  # fmt: skip
 
 
@@ -144,10 +154,12 @@ def content_key(
     files: Sequence[SourceFile],
     errors: Sequence[FileError],
     corpus: str,
+    *,
+    article_vectors: str = ARTICLE_VECTORS,
 ) -> tuple[object, ...]:
     """``Manifest.content_key`` of a snapshot not yet written (a build deciding whether
-    anything changed)."""
-    return (fingerprint, chunking, index, list(files), list(errors), corpus)
+    anything changed); a snapshot from before article vectors differs from every new one."""
+    return (fingerprint, chunking, index, list(files), list(errors), corpus, article_vectors)
 
 
 def choose_index(

@@ -10,6 +10,8 @@ Layout::
     embeddings.sqlite        the embedding cache, kept across builds
     build.lock               held by the one running build
     jobs/<id>.json           rebuild job records (``_jobs.py``)
+    watch.json               the last watch build's result (``search_api/watch.py``)
+    watch.lock               held by the one process watching the seeds folder
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ PUBLISH_LOG = "publish_log.jsonl"
 CACHE_FILE = "embeddings.sqlite"
 MODELS_DIR = "models"
 LOCK_FILE = "build.lock"
+WATCH_FILE = "watch.json"
+WATCH_LOCK_FILE = "watch.lock"
 DEFAULT_PRUNE_GRACE_SECONDS = 60.0
 
 
@@ -177,6 +181,41 @@ class IndexStore:
             yield
         finally:
             lock.release()
+
+    @contextlib.contextmanager
+    def watch_lock(self) -> Iterator[bool]:
+        """Hold the watcher lock while the block runs, if it is free: True when this process
+        is the one that watches the seeds folder. Apart from the build lock, which only
+        serialises builds."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.root / WATCH_LOCK_FILE))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    def record_watch(self, record: Mapping[str, object]) -> None:
+        """Keep the last watch build's result where every server process reads it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write_atomically(self.root / WATCH_FILE, json.dumps(record, ensure_ascii=False))
+
+    def watch_record(self) -> dict[str, object] | None:
+        """The last watch build's result, None before any; ``SnapshotError`` when unreadable."""
+        path = self.root / WATCH_FILE
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            raise SnapshotError(f"cannot read {path}: {error}") from error
+        if not isinstance(record, dict):
+            raise SnapshotError(f"cannot read {path}: not a JSON object")
+        return record
 
     def model_file(self, fingerprint: str) -> Path:
         """Where the exported ONNX model with this fingerprint lives (written by builds)."""

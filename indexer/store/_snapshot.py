@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import faiss
 import numpy as np
 
 from indexer.chunk import Chunk
@@ -17,19 +18,26 @@ from indexer.errors import SnapshotError
 from indexer.faults import fault_point
 from indexer.parse import Span
 from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable, write_chunks
+from indexer.store._columns import _codes, article_vectors
 from indexer.store._files import fsync_path, write_atomically
-from indexer.store._manifest import DataFile, Manifest
-from indexer.store._vectors import VectorIndex, Within, write_vectors
+from indexer.store._manifest import ARTICLE_VECTORS, DataFile, Manifest
+from indexer.store._vectors import VectorIndex, Within, _one_thread, write_vectors
 
 VECTORS_FILE = "vectors.faiss"
 CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
 SENTENCES_FILE = "sentences.npy"
+ARTICLES_FILE = "articles.npy"  # one vector per article, in ``RowColumns.article_ids`` order
 # Written after the manifest, by the build's quality gate; not part of the manifest's record.
 GATE_FILE = "gate.json"
-DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE)
+DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE, ARTICLES_FILE)
 SNAPSHOT_FILES = (*DATA_FILES, MANIFEST_FILE)
 _READ_BLOCK = 1 << 20
+
+
+def data_files(manifest: Manifest) -> tuple[str, ...]:
+    """The data files a snapshot holds: those before article vectors hold no ``articles.npy``."""
+    return DATA_FILES if manifest.article_vectors else DATA_FILES[:-1]
 
 
 def describe_files(directory: Path) -> list[DataFile]:
@@ -48,7 +56,7 @@ def _sha256(path: Path) -> str:
 def check_files(directory: Path, manifest: Manifest, digests: bool) -> None:
     """Raise ``SnapshotError`` naming the first data file whose size (and, with ``digests``,
     sha256) differs from the manifest's record, or that is missing."""
-    if {f.name for f in manifest.data_files} != set(DATA_FILES):
+    if {f.name for f in manifest.data_files} != set(data_files(manifest)):
         raise SnapshotError(f"snapshot {directory.name}: the manifest records no sizes or digests")
     for record in manifest.data_files:
         path = directory / record.name
@@ -101,9 +109,13 @@ def write_snapshot(
     fault_point("chunks", directory / CHUNKS_FILE)
     _write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
     fault_point("sentences", directory / SENTENCES_FILE)
+    codes, ids = _codes([chunk.article_id for chunk in chunks])
+    np.save(directory / ARTICLES_FILE, article_vectors(codes, vectors, len(ids)))
     for name in DATA_FILES:
         fsync_path(directory / name)
-    manifest = replace(manifest, data_files=describe_files(directory))
+    manifest = replace(
+        manifest, article_vectors=ARTICLE_VECTORS, data_files=describe_files(directory)
+    )
     (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     fault_point("manifest", directory / MANIFEST_FILE)
     fsync_path(directory / MANIFEST_FILE)
@@ -179,6 +191,7 @@ class Snapshot:
             self.columns = self._chunks.columns()
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._sentence_vectors = np.load(directory / SENTENCES_FILE, mmap_mode="r")
+            self._articles = self._open_articles(directory)
             if len(self._vectors) != self.manifest.chunks:
                 raise SnapshotError(
                     f"snapshot {directory.name} holds {len(self._vectors)} vectors for "
@@ -190,6 +203,21 @@ class Snapshot:
         except BaseException:
             self.close()  # nothing of a snapshot that cannot open stays open
             raise
+
+    def _open_articles(self, directory: Path) -> faiss.IndexFlatIP | None:
+        """The article vectors, searched exactly (an article is many passages, so there are
+        few enough); None for a snapshot from before them."""
+        if not self.manifest.article_vectors:
+            return None
+        vectors = np.load(directory / ARTICLES_FILE)
+        if vectors.shape != (len(self.columns.article_ids), self.manifest.dimension):
+            raise SnapshotError(
+                f"snapshot {directory.name} holds {vectors.shape[0]} article vectors for "
+                f"{len(self.columns.article_ids)} articles"
+            )
+        index = faiss.IndexFlatIP(self.manifest.dimension)
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        return index
 
     @staticmethod
     def _open_chunks(directory: Path) -> ChunkTable:
@@ -222,6 +250,26 @@ class Snapshot:
     def similarities(self, vector: np.ndarray, rows: Sequence[int]) -> dict[int, float]:
         """Exact cosine of a query vector to each given row."""
         return self._vectors.similarities(vector, rows)
+
+    def article_vector(self, article: int) -> np.ndarray:
+        """The vector of an article (a code of ``columns.article_ids``), shaped as a query's
+        (one row). ``SnapshotError`` for a snapshot built before article vectors."""
+        if self._articles is None:
+            raise SnapshotError(
+                f"snapshot {self.id} was built before article vectors; rebuild it with "
+                "`python -m indexer build`"
+            )
+        return np.asarray(self._articles.reconstruct(article), dtype=np.float32).reshape(1, -1)
+
+    def nearest_articles(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """The ``depth`` articles (codes) whose vectors are closest to ``vector``, best first."""
+        if self._articles is None:
+            raise SnapshotError(f"snapshot {self.id} was built before article vectors")
+        with _one_thread():
+            scores, found = self._articles.search(
+                vector.reshape(1, -1), min(depth, self._articles.ntotal)
+            )
+        return [(int(a), float(s)) for a, s in zip(found[0], scores[0], strict=True) if a >= 0]
 
     def lexical(
         self, terms: Sequence[str], depth: int, chunk_filter: ChunkFilter = NO_FILTER

@@ -9,6 +9,7 @@ import {
   clearRefinements, markRefinementsBusy, restoreFocus, showRefinements,
 } from "./refine.js";
 import { noticeSnapshot } from "./stats.js";
+import { showSubscribe } from "./subscribe.js";
 
 // Passages per request: the page groups them per article, so it asks for a good handful.
 const PAGE_SIZE = 50;
@@ -101,6 +102,7 @@ function renderResponse(data, state) {
   const facets = data.facets && typeof data.facets === "object" ? data.facets : {};
   view.facets = facets;
   showRefinements(facets, state, list.length > 0);
+  showSubscribe(state);
   showPaging();
   restoreFocus();
   noticeSnapshot(data.snapshot);

@@ -2,6 +2,7 @@
 // with a way back to the search. Each result links here ("Link to this article").
 
 import { clearError, el, showError } from "./dom.js";
+import { relatedCoverage } from "./related.js";
 import { articlePassages, fetchArticle, metaLine } from "./results.js";
 import { urlFor } from "./state.js";
 
@@ -65,7 +66,7 @@ export async function showArticle(articleId, state) {
     ["source", "Source", article.source],
   ]);
   loading.remove();
-  articleView.append(title, meta, articlePassages(article, null, []));
+  articleView.append(title, meta, articlePassages(article, null, []), relatedCoverage(articleId));
   title.focus();
 }
 

@@ -3,6 +3,7 @@
 
 import { el, plural, showError } from "./dom.js";
 import { apiFetch, detailText, readJson } from "./api.js";
+import { relatedCoverage } from "./related.js";
 
 export const resultList = document.getElementById("results");
 
@@ -229,13 +230,14 @@ async function toggleArticle(item, button, result, matched) {
   const shownArticle = item.querySelector(".article");
   if (shownArticle) {
     shownArticle.remove();
+    item.querySelector(".related")?.remove();
     button.setAttribute("aria-expanded", "false");
     button.textContent = "Read the article";
     return;
   }
   try {
     const list = articlePassages(await fetchArticle(result.article_id), result.chunk_id, matched);
-    item.append(list);
+    item.append(list, relatedCoverage(result.article_id));
     button.setAttribute("aria-expanded", "true");
     button.textContent = "Hide the article";
     const hit = list.querySelector(".hit");
