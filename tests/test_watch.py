@@ -3,6 +3,8 @@ server under SEEDSEARCH_WATCH=true building as real files arrive, change and go.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -303,3 +305,34 @@ def test_under_workers_one_process_watches_and_every_worker_serves_the_new_file(
             BOUND,
         )
     assert log.read_text(encoding="utf-8").count("for changes: ") == 1
+
+
+def test_files_dropped_during_a_running_build_are_searchable_after_the_next(
+    watched: Watched, tmp_path: Path
+) -> None:
+    staged = write_dated_archive(shared(BBC), tmp_path / "staged", 12, paragraphs=2)
+    jobs = watched.seeds.parent / "index" / "jobs"
+    _settled(watched)
+    files = _files(watched)
+    # Names of their own: other tests drop the same BBC articles.
+    for path in staged[:10]:
+        os.replace(path, watched.seeds / f"during-{path.name}")
+    assert eventually(lambda: _a_build_runs(jobs), BOUND, poll=0.02), "no watch build started"
+    for path in staged[10:]:  # while that build runs: they wait for the next one
+        os.replace(path, watched.seeds / f"during-{path.name}")
+    assert eventually(lambda: _files(watched) == files + 12, BOUND)
+    for path in staged[10:]:
+        dropped = watched.seeds / f"during-{path.name}"
+        headline = dropped.read_text(encoding="utf-8").split("\n", 1)[0]
+        answer = httpx.get(
+            f"{watched.url}/search", params={"q": headline, "k": 20, "dedupe": "false"}
+        ).json()  # the other tests' copies of the article are its duplicates
+        assert dropped.name in {result["source"] for result in answer["results"]}
+
+
+def _a_build_runs(jobs: Path) -> bool:
+    records = []
+    for path in jobs.glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):  # a record being replaced
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+    return any(record.get("state") == "running" for record in records)
