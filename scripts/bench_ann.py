@@ -27,13 +27,14 @@ from typing import Any, cast
 
 import faiss
 import numpy as np
-from benchlib import BBC, TOPICS, benchmark_queries, print_table, summary_ms
+from benchlib import BBC, benchmark_queries, print_table, summary_ms
 
 from indexer.errors import UsageError, run_command
 from indexer.store import INDEX_TYPES, IndexParam, IndexType, VectorIndexSpec, choose_index
 
 # The store's internals, measured directly: builds here add batches the store never sees whole.
 from indexer.store._vectors import VectorIndex, empty_index, training_size
+from search_api.evaluation import BBC_TOPICS
 
 BATCH = 200_000
 K = 10
@@ -45,7 +46,7 @@ SWEPT = {"hnsw": "ef_search", "ivf": "nprobe"}
 def paragraphs() -> list[str]:
     """Every BBC paragraph (headlines left out), in a fixed order."""
     texts = []
-    for topic in TOPICS:
+    for topic in BBC_TOPICS:
         for path in sorted((BBC / topic).glob("*.txt")):
             blocks = path.read_text(encoding="utf-8", errors="replace").split("\n\n")
             texts += [block.strip() for block in blocks[1:] if block.strip()]

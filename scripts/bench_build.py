@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import benchmark_arguments, pick_articles, print_table, wall, write_corpus
+from benchlib import benchmark_arguments, print_table, wall, write_corpus
 
 from indexer.build import build_index
 from indexer.chunk import sentence_spans
@@ -38,6 +38,7 @@ from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import ENGINES, Settings
 from indexer.store import IndexStore
+from search_api.evaluation import articles_in_turn
 
 REFERENCE = """
 import json, sys, time
@@ -78,7 +79,7 @@ def sentence_cost(embedder: Embedder, texts: list[str]) -> tuple[float, float]:
 
 
 def bench(args: argparse.Namespace) -> int:
-    articles = pick_articles(args.bbc, args.articles + 1)
+    articles = articles_in_turn(args.bbc, args.articles + 1)
     spare = articles.pop()  # added in the incremental run
     with tempfile.TemporaryDirectory(prefix="bench-build-") as scratch:
         seeds = Path(scratch) / "seeds"
@@ -147,7 +148,7 @@ def bench_ray(args: argparse.Namespace) -> int:
 
     from indexer.ray_engine import RayEmbedder
 
-    articles = pick_articles(args.bbc, args.articles)
+    articles = articles_in_turn(args.bbc, args.articles)
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as scratch:
         seeds = Path(scratch) / "seeds"
         write_corpus(seeds, articles)

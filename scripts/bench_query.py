@@ -53,7 +53,6 @@ from benchlib import (
     cpu_seconds,
     is_worker,
     memory_mib,
-    pick_articles,
     print_table,
     process_tree,
     running_server,
@@ -67,7 +66,7 @@ from indexer.embed import Embedder
 from indexer.errors import run_command
 from indexer.settings import Settings
 from indexer.store import IndexStore
-from search_api.evaluation import write_dated_archive
+from search_api.evaluation import articles_in_turn, write_dated_archive
 from search_api.models import MODES
 
 # The request shapes of the features phase: GET /search parameters beside q.
@@ -253,7 +252,7 @@ def bench(args: argparse.Namespace) -> int:
             index = args.index
             if index is None:
                 seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
-                write_corpus(seeds, pick_articles(args.bbc, args.articles))
+                write_corpus(seeds, articles_in_turn(args.bbc, args.articles))
                 build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
             found = similar(index, queries, server_args)
         if not args.json:
@@ -273,7 +272,7 @@ def bench(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-query-") as scratch:
         seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
-        write_corpus(seeds, pick_articles(args.bbc, args.articles))
+        write_corpus(seeds, articles_in_turn(args.bbc, args.articles))
         report = build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
         floor, floor_threads = torch_floor(index, queries[:30])
 

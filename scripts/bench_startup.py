@@ -20,7 +20,6 @@ from pathlib import Path
 
 from benchlib import (
     benchmark_arguments,
-    pick_articles,
     print_table,
     running_server,
     wall,
@@ -30,6 +29,7 @@ from benchlib import (
 from indexer.build import build_index
 from indexer.errors import run_command
 from indexer.settings import Settings
+from search_api.evaluation import articles_in_turn
 
 
 def server_start(index: Path, env: dict[str, str] | None = None) -> float:
@@ -43,7 +43,7 @@ def bench(args: argparse.Namespace) -> int:
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         seeds, index = Path(scratch) / "seeds", Path(scratch) / "index"
-        write_corpus(seeds, pick_articles(args.bbc, args.articles))
+        write_corpus(seeds, articles_in_turn(args.bbc, args.articles))
         build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
         commands: dict[str, Callable[[], float]] = {
             "import sentence_transformers": lambda: wall([python, "-c", "import sentence_transformers"]),

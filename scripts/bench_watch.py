@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from benchlib import benchmark_arguments, pick_articles, print_table, running_server, write_corpus
+from benchlib import benchmark_arguments, print_table, running_server, write_corpus
 
 from indexer.build import build_index
 from indexer.errors import run_command
 from indexer.settings import Settings
+from search_api.evaluation import articles_in_turn
 
 GIVE_UP_SECONDS = 300.0
 
@@ -52,7 +53,7 @@ def main() -> int:
     parser.add_argument("--drops", type=int, default=5, help="files dropped one at a time")
     args = parser.parse_args()
     settings = Settings()
-    picked = pick_articles(args.bbc, args.articles + args.drops)
+    picked = articles_in_turn(args.bbc, args.articles + args.drops)
     corpus, drops = picked[: args.articles], picked[args.articles :]
     with tempfile.TemporaryDirectory(prefix="seedsearch-bench-watch-") as scratch:
         seeds, index, staging = (Path(scratch) / name for name in ("seeds", "index", "staging"))

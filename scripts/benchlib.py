@@ -23,7 +23,6 @@ SHARED = ROOT.parent / "shared"
 BBC = SHARED / "corpora" / "bbc"
 SCIFACT = SHARED / "corpora" / "scifact"
 DEV_SETS = (SHARED / "eval" / "seed_dev_queries.jsonl", SHARED / "eval" / "bbc_dev_queries.jsonl")
-TOPICS = ("business", "entertainment", "politics", "sport", "tech")
 
 
 def benchmark_arguments(doc: str | None) -> argparse.ArgumentParser:
@@ -48,15 +47,6 @@ def wall(command: list[str], env: dict[str, str] | None = None) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed: {done.stderr.strip()}")
     return time.perf_counter() - started
-
-
-def pick_articles(bbc: Path, count: int) -> list[Path]:
-    """The first ``count`` BBC articles, taking the five topics in turn."""
-    per_topic = [sorted((bbc / topic).glob("*.txt")) for topic in TOPICS]
-    picked = [
-        files[i] for i in range(max(map(len, per_topic))) for files in per_topic if i < len(files)
-    ]
-    return picked[:count]
 
 
 def write_corpus(seeds: Path, articles: Sequence[Path]) -> None:
