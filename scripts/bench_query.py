@@ -1,7 +1,8 @@
 """Benchmark queries: HTTP against the in-process torch floor, under load and during a rebuild.
 
     python scripts/bench_query.py [--articles 200] [--clients 1,4,16] [--workers 1] [--json]
-                                  [--phases all|features|similar] [--index DIR]
+                                  [--phases all|latency|features|similar] [--index DIR]
+                                  [--wrk-seconds 10]
 
 Corpus: the seed files plus N BBC articles, built once with the default settings. Queries: the
 dev sets plus SciFact's test queries, each sent once per phase (the server restarts between
@@ -10,8 +11,16 @@ this machine, so ratios hold while absolute times drift with the machine's load.
 
 - floor: torch ``model.encode`` + FAISS flat search in this process, per query;
 - HTTP, 1 client: the default request (``GET /search?q=``), interleaved with the floor query by
-  query so both see the same load; p50/p95/p99; p50 per mode;
-- throughput at each client count: queries served per second, and per floor-time (x floor p50);
+  query so both see the same load; p50/p95/p99; the p50 of each stage the server reports in
+  its ``Server-Timing`` header (encode, dense, lexical, fuse, fetch, evidence, serialize);
+  p50 per mode;
+- throughput at each client count: that many Python client threads, a new connection per
+  request, each distinct query once; queries served per second, and per floor-time (x floor
+  p50);
+- wrk (``--wrk-seconds``, when Debian's ``wrk`` is installed): the same at the most clients
+  from a load generator that steals far less CPU (keep-alive connections, a Lua script over
+  the distinct queries);
+- ``--phases latency`` runs only the phases above;
 - during a rebuild: p99 at 1 and 4 clients while ``python -m indexer build --full`` runs,
   against the idle p99 of the same phase sizes;
 - workers (``--scaling 1,2``): with each count of worker processes, throughput at the most
@@ -35,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -68,6 +78,7 @@ from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.evaluation import articles_in_turn, write_dated_archive
 from search_api.models import MODES
+from search_api.timing import STAGES, parse_server_timing
 
 # The request shapes of the features phase: GET /search parameters beside q.
 FEATURE_REQUESTS: dict[str, dict[str, str]] = {
@@ -102,23 +113,41 @@ def torch_floor(index: Path, calibration: Sequence[str]) -> tuple[Callable[[str]
 
 
 def get(
-    client: httpx.Client, query: str, mode: str | None = None, extra: dict[str, str] | None = None
+    client: httpx.Client,
+    query: str,
+    mode: str | None = None,
+    extra: dict[str, str] | None = None,
+    stages: list[dict[str, float]] | None = None,
 ) -> float:
+    """Seconds one search takes; its Server-Timing stages (ms) go to ``stages`` when given."""
     params = {"q": query} if mode is None else {"q": query, "mode": mode}
     params.update(extra or {})
     started = time.perf_counter()
-    client.get("/search", params=params).raise_for_status()
-    return time.perf_counter() - started
+    response = client.get("/search", params=params).raise_for_status()
+    took = time.perf_counter() - started
+    if stages is not None:
+        stages.append(parse_server_timing(response.headers.get("server-timing", "")))
+    return took
+
+
+def stage_p50s(stages: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Each stage's p50 in ms over the searches (a stage a search skipped counts as 0)."""
+    return {
+        name: round(statistics.median(found.get(name, 0.0) for found in stages), 3)
+        for name in STAGES
+    }
 
 
 def under_load(url: str, queries: Sequence[str], clients: int) -> tuple[list[float], float]:
-    """Send every query once from ``clients`` threads; latencies and queries per second."""
+    """Send every query once from ``clients`` threads, each request on a new connection (as
+    independent users' requests arrive); latencies and queries per second."""
     latencies: list[float] = []
     next_query = iter(queries)
     lock = threading.Lock()
+    no_reuse = httpx.Limits(max_keepalive_connections=0)
 
     def client_loop() -> None:
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=url, timeout=60, limits=no_reuse) as client:
             while True:
                 with lock:
                     query = next(next_query, None)
@@ -135,6 +164,50 @@ def under_load(url: str, queries: Sequence[str], clients: int) -> tuple[list[flo
     for thread in threads:
         thread.join(timeout=600)
     return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+WRK_SCRIPT = """
+-- Each wrk thread walks the distinct request paths from its own starting point.
+local paths = {%s}
+local at = 0
+function setup(thread)
+  thread:set("start", at)
+  at = at + math.floor(#paths / 2)
+end
+function init(args)
+  at = start or 0
+end
+function request()
+  at = at %% #paths + 1
+  return wrk.format("GET", paths[at])
+end
+"""
+
+
+def wrk_throughput(url: str, queries: Sequence[str], clients: int, seconds: int) -> dict[str, Any]:
+    """Queries per second that ``wrk`` (C, event-driven: it steals far less CPU from the
+    server than Python clients) measures with ``clients`` keep-alive connections over the
+    distinct queries. Each query is also sent upper-cased and title-cased: the same work
+    (the model is uncased, FTS5 case-blind) under another query-cache key, so no request
+    within a run is answered from the cache."""
+    from urllib.parse import urlencode
+
+    variants = [v for q in queries for v in (q, q.upper(), q.title())]
+    paths = ", ".join(json.dumps("/search?" + urlencode({"q": q})) for q in variants)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT % paths)
+    try:
+        done = subprocess.run(
+            ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", script.name, url],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        )  # fmt: skip
+    finally:
+        Path(script.name).unlink()
+    qps = float(
+        next(line for line in done.stdout.splitlines() if "Requests/sec" in line).split()[1]
+    )
+    sent = int(next(line for line in done.stdout.splitlines() if "requests in" in line).split()[0])
+    return {"qps": qps, "requests": sent, "distinct": len(variants)}
 
 
 def during_rebuild(
@@ -276,16 +349,18 @@ def bench(args: argparse.Namespace) -> int:
         report = build_index(Settings(seeds_dir=seeds, index_dir=index), notify=lambda m: None)
         floor, floor_threads = torch_floor(index, queries[:30])
 
-        floor_times, http_times = [], []
+        floor_times, http_times, stages = [], [], list[dict[str, float]]()
         with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
             get(client, "warm-up")
             for query in queries:
                 floor_times.append(floor(query))
-                http_times.append(get(client, query))
+                http_times.append(get(client, query, stages=stages))
         floor_p50 = summary_ms(floor_times)["p50_ms"] / 1000
 
+        # --phases latency: the floor, one client, the client counts and wrk only.
+        everything = args.phases == "all"
         per_mode = {}
-        for mode in MODES:
+        for mode in MODES if everything else ():
             with running_server(index, *server_args) as url, httpx.Client(base_url=url) as client:
                 get(client, "warm-up", mode)
                 per_mode[mode] = summary_ms([get(client, q, mode) for q in queries])
@@ -296,15 +371,24 @@ def bench(args: argparse.Namespace) -> int:
                 latencies, qps = under_load(url, queries, clients)
             load[clients] = {**summary_ms(latencies), "qps": round(qps, 1),
                              "x_floor": round(qps * floor_p50, 2)}  # fmt: skip
+        wrk = {}
+        if shutil.which("wrk") and args.wrk_seconds:
+            with running_server(index, *server_args) as url:
+                wrk = wrk_throughput(url, queries, max(client_counts), args.wrk_seconds)
+            wrk["x_floor"] = round(wrk["qps"] * floor_p50, 2)
 
         rebuild = {
             clients: summary_ms(during_rebuild(index, seeds, queries, clients, server_args))
-            for clients in (1, 4)
+            for clients in ((1, 4) if everything else ())
         }
-        worker_counts = [int(w) for w in args.scaling.split(",") if w]
+        worker_counts = [int(w) for w in args.scaling.split(",") if w and everything]
         by_workers = scaling(index, queries, max(client_counts), worker_counts)
         first = by_workers[worker_counts[0]] if worker_counts else {}
-        by_feature = features(args.bbc, args.articles, Path(scratch), queries, server_args)
+        by_feature = (
+            features(args.bbc, args.articles, Path(scratch), queries, server_args)
+            if everything
+            else {}
+        )
 
     http = summary_ms(http_times)
     result = {
@@ -313,7 +397,7 @@ def bench(args: argparse.Namespace) -> int:
         "floor": summary_ms(floor_times), "http": http,
         "http_p50_over_floor_p50": round(http["p50_ms"] / (floor_p50 * 1000), 3),
         "http_p99_over_p50": round(http["p99_ms"] / http["p50_ms"], 3),
-        "modes": per_mode, "load": load,
+        "stage_p50_ms": stage_p50s(stages), "modes": per_mode, "load": load, "wrk": wrk,
         "rebuild_p99_over_idle_p99": {
             c: round(rebuild[c]["p99_ms"] / load.get(c, {"p99_ms": http["p99_ms"]})["p99_ms"], 2)
             for c in rebuild
@@ -336,9 +420,14 @@ def bench(args: argparse.Namespace) -> int:
         ("HTTP, 1 client", _ms(http)),
         ("HTTP p50 / floor p50", f"{result['http_p50_over_floor_p50']:.2f}   (goal <= 0.5)"),
         ("HTTP p99 / p50", f"{result['http_p99_over_p50']:.2f}   (goal <= 1.5)"),
-        *((f"mode {m}, 1 client", _ms(per_mode[m])) for m in MODES),
+        ("stage p50s (Server-Timing)", "  ".join(
+            f"{name} {ms:.2f}" for name, ms in result["stage_p50_ms"].items()) + "  ms"),
+        *((f"mode {m}, 1 client", _ms(per_mode[m])) for m in per_mode),
         *((f"{c} clients", f"{_ms(load[c])}  {load[c]['qps']} q/s  x floor p50 {load[c]['x_floor']}")
           for c in client_counts),
+        *((f"wrk, {max(client_counts)} connections", f"{wrk['qps']} q/s  x floor p50 "
+           f"{wrk['x_floor']}  ({wrk['requests']} requests over {wrk['distinct']} distinct)")
+          for _ in [1] if wrk),
         *((f"during rebuild, {c} clients", f"{_ms(rebuild[c])}  p99 / idle p99 "
            f"{result['rebuild_p99_over_idle_p99'][c]:.2f}") for c in rebuild),
         *((f"{n} worker(s), {max(client_counts)} clients",
@@ -348,7 +437,7 @@ def bench(args: argparse.Namespace) -> int:
            f"{', '.join(map(str, w['pss_per_worker_mib']))}, others {w['pss_others_mib']}; "
            f"RSS sum {w['rss_total_mib']} MiB")
           for n, w in result["scaling"].items()),
-        *feature_rows(by_feature),
+        *(feature_rows(by_feature) if by_feature else []),
     ]  # fmt: skip
     print_table("bench_query", rows)
     print(json.dumps(result))
@@ -367,13 +456,17 @@ def main() -> int:
         "--scaling", default="1,2", help="worker counts to compare ('' to skip that phase)"
     )
     parser.add_argument(
-        "--phases", choices=("all", "features", "similar"), default="all",
-        help="every phase (default), or only the time features' or /similar's cost against the "
-        "default request",
+        "--phases", choices=("all", "latency", "features", "similar"), default="all",
+        help="every phase (default); only the floor, one client, the client counts and wrk; or "
+        "only the time features' or /similar's cost against the default request",
     )  # fmt: skip
     parser.add_argument(
         "--index", type=Path, help="--phases similar: serve this index instead of building one"
     )
+    parser.add_argument(
+        "--wrk-seconds", type=int, default=10,
+        help="length of the wrk run at the most clients (0: skip; needs Debian's wrk)",
+    )  # fmt: skip
     args = parser.parse_args()
     return run_command(lambda: bench(args))
 

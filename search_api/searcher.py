@@ -15,6 +15,7 @@ from indexer.parse import Span
 from indexer.store import UNDATED, ChunkFilter, IndexStore, Snapshot, Within
 from search_api.matching import (
     DEFAULT_RULES,
+    Facet,
     MatchRules,
     date_order,
     facet_counts,
@@ -47,11 +48,9 @@ from search_api.ranking import (
     parse_query,
     query_terms,
 )
+from search_api.timing import StageTimes
 
 NO_MATCH_NOTE = "no passage matches this query well"
-RESULT_COLUMNS = (
-    "article_id", "title", "text", "source", "kind", "position", "start", "end", "published"
-)  # fmt: skip
 # Hybrid search adds the words' signal from this many best lexical matches: a fixed depth,
 # so every page of a query ranks its matching set the same way.
 LEXICAL_DEPTH = 500
@@ -176,17 +175,18 @@ class Searcher:
 
     def _closest_passage(self, vector: np.ndarray, article: int) -> int:
         """The row of ``article`` whose passage vector is closest to ``vector``."""
-        rows = np.flatnonzero(self.snapshot.columns.article == article).tolist()
+        rows: list[int] = self.snapshot.columns.article_rows(article).tolist()
         cosines = self.snapshot.similarities(vector, rows)
         return max(rows, key=lambda row: (cosines[row], -row))
 
-    def search(self, request: SearchRequest) -> SearchResponse:
-        """Answer a request; ``QueryTimeoutError`` when it runs past the time limit."""
+    def search(self, request: SearchRequest, times: StageTimes | None = None) -> SearchResponse:
+        """Answer a request, adding each stage's time to ``times`` when given;
+        ``QueryTimeoutError`` when it runs past the time limit."""
         inverted = request.filters.inverted_dates()
         if inverted is not None:
             return self._empty(request, inverted)
         with self.snapshot.time_limit(self._time_limit):
-            return self._search(request)
+            return self._search(request, times or StageTimes())
 
     def _empty(self, request: SearchRequest, note: str) -> SearchResponse:
         return SearchResponse(
@@ -196,90 +196,82 @@ class Searcher:
             results=[],
         )  # fmt: skip
 
-    def _search(self, request: SearchRequest) -> SearchResponse:
+    def _search(self, request: SearchRequest, times: StageTimes) -> SearchResponse:
         started = time.perf_counter()
         query = parse_query(request.query)
         chunk_filter = _chunk_filter(request.filters, query)
         terms = query_terms(query.text)
-        # Every mode needs the query's vector: for the matching bar and for evidence sentences.
-        vector = self._embedder.encode_query(query.text)
+        with times.stage("encode"):
+            # Every mode needs the query's vector: for the matching bar and for evidence.
+            vector = self._embedder.encode_query(query.text)
         self.snapshot.check_time()  # encoding may have waited behind a burst
-        matches = self._match(request, vector, terms, chunk_filter)
+        with times.stage("dense"):
+            allowed = self.snapshot.rows_passing(chunk_filter)
+        matches = self._match(request, vector, terms, chunk_filter, allowed, times)
         self.snapshot.check_time()
+        with times.stage("fuse"):
+            page = self._page(request, matches)
+        with times.stage("fetch"):
+            chunks = self.snapshot.highlighted_rows(page.rows, terms if request.highlight else [])
+            duplicates = self._duplicates(page.rows, allowed) if request.dedupe else {}
+        with times.stage("evidence"):
+            evidence = self._evidence(vector, {row: chunk for row, (chunk, _) in chunks.items()})
+            # Lexical mode ranks by no cosine; explain still reports the shown passages' own.
+            lexical_cosines = (
+                self.snapshot.similarities(vector, page.rows)
+                if request.explain and matches.cosines is None
+                else {}
+            )
+        with times.stage("serialize"):
+            ranked = zip(page.rows, page.scores, page.factors, strict=True)
+            results = [
+                _result(
+                    rank,
+                    score,
+                    *chunks[row],
+                    evidence[row],
+                    duplicates.get(row, []),
+                    matches.explain(row, score, factor, lexical_cosines.get(row))
+                    if request.explain
+                    else None,
+                )
+                for rank, (row, score, factor) in enumerate(ranked, start=request.offset + 1)
+            ]
+            return SearchResponse.model_construct(
+                query=request.query, mode=request.mode,
+                took_ms=round((time.perf_counter() - started) * 1000, 3),
+                snapshot=self.snapshot.id, note=None if page.total else NO_MATCH_NOTE,
+                total=page.total, total_articles=page.total_articles,
+                total_is_lower_bound=not matches.exhaustive, facets=page.facets, results=results,
+            )  # fmt: skip
+
+    def _page(self, request: SearchRequest, matches: _Matches) -> _Page:
+        """The results in the order asked, counted and faceted; the rows of the page shown."""
         columns = self.snapshot.columns
         rows, scores = self._representatives(request, matches)
         factors = self._recency(request, matches, rows)
         order = self._order(request, rows, scores, factors)
         rows, scores = rows[order], scores[order]
-        factors = factors[order] if factors is not None else None
-        page = slice(request.offset, request.offset + request.k)
-        shown = [int(row) for row in rows[page]]
-        chunks = self.snapshot.rows(shown)
-        spans = (
-            self.snapshot.highlight_spans(terms, {row: chunks[row].text for row in shown})
-            if request.highlight
-            else {}
-        )
-        evidence = self._evidence(vector, chunks)
-        duplicates = (
-            self._duplicates({row: int(columns.group[row]) for row in shown}, chunk_filter)
-            if request.dedupe
-            else {}
-        )
+        shown = slice(request.offset, request.offset + request.k)
+        shown_rows = [int(row) for row in rows[shown]]
         # Undated passages get no recency factor (they are ranked as if it were 1).
-        shown_factors = [
-            None if factors is None or columns.day[row] == UNDATED else float(factor)
-            for row, factor in zip(
-                shown, factors[page] if factors is not None else shown, strict=True
-            )
-        ]
-        # Lexical mode ranks by no cosine; explain still reports the shown passages' own.
-        lexical_cosines = (
-            self.snapshot.similarities(vector, shown)
-            if request.explain and matches.cosines is None
-            else {}
+        shown_factors: list[float | None] = (
+            [None] * len(shown_rows)
+            if factors is None
+            else [
+                None if columns.day[row] == UNDATED else float(factor)
+                for row, factor in zip(shown_rows, factors[order][shown], strict=True)
+            ]
         )
-        results = [
-            SearchResult.model_validate(
-                {
-                    "rank": rank,
-                    "score": float(score),
-                    "chunk_id": chunks[row].id,
-                    "highlights": [Highlight(start=s, end=e) for s, e in spans.get(row, [])],
-                    "evidence": [Evidence(start=s, end=e) for s, e in evidence[row]],
-                    "duplicates": len(duplicates.get(row, [])),
-                    "duplicate_sources": sorted({source for source in duplicates.get(row, [])}),
-                    "explain": (
-                        matches.explain(row, float(score), factor, lexical_cosines.get(row))
-                        if request.explain
-                        else None
-                    ),
-                    **{column: getattr(chunks[row], column) for column in RESULT_COLUMNS},
-                }
-            )
-            for rank, (row, score, factor) in enumerate(
-                zip(shown, scores[page], shown_factors, strict=True), start=request.offset + 1
-            )
-        ]
-        return SearchResponse(
-            query=request.query,
-            mode=request.mode,
-            took_ms=round((time.perf_counter() - started) * 1000, 3),
-            snapshot=self.snapshot.id,
-            note=None if len(rows) else NO_MATCH_NOTE,
-            total=len(rows),
-            total_articles=len(np.unique(columns.article[rows])),
-            total_is_lower_bound=not matches.exhaustive,
-            facets=(
-                {
-                    facet: _facet_values(facet_counts(facet, rows, columns))
-                    for facet in request.facets
-                }
-                if request.facets
-                else None
-            ),
-            results=results,
+        facets = (
+            {facet: _facet_values(facet_counts(facet, rows, columns)) for facet in request.facets}
+            if request.facets
+            else None
         )
+        return _Page(
+            shown_rows, [float(score) for score in scores[shown]], shown_factors, len(rows),
+            len(np.unique(columns.article[rows])), facets,
+        )  # fmt: skip
 
     def _representatives(
         self, request: SearchRequest, matches: _Matches
@@ -330,11 +322,13 @@ class Searcher:
             for row, chunk in chunks.items()
         }
 
-    def _duplicates(
-        self, groups: dict[int, int], chunk_filter: ChunkFilter
-    ) -> dict[int, list[str]]:
-        """The sources of each shown row's hidden duplicates that pass the filter."""
-        members = self.snapshot.group_members(sorted(set(groups.values())), chunk_filter)
+    def _duplicates(self, rows: list[int], allowed: list[int] | None) -> dict[int, list[str]]:
+        """The sources of each shown row's hidden duplicates among the ``allowed`` rows (None:
+        all)."""
+        groups = {row: int(self.snapshot.columns.group[row]) for row in rows}
+        members = self.snapshot.group_members(
+            sorted(set(groups.values())), None if allowed is None else np.sort(allowed)
+        )
         return {
             row: [source for member, source in members.get(group, []) if member != row]
             for row, group in groups.items()
@@ -346,6 +340,8 @@ class Searcher:
         vector: np.ndarray,
         terms: list[str],
         chunk_filter: ChunkFilter,
+        allowed: list[int] | None,
+        times: StageTimes,
     ) -> _Matches:
         """Every passage matching the request, most relevant first.
 
@@ -356,25 +352,43 @@ class Searcher:
         matches with a lower cosine). Lexical mode matches every passage holding a query
         word. An explicit ``min_score`` replaces the check and both bars with one bar on the
         score the results show. ``terms``: the query's words for bm25; its phrases and
-        exclusions are conditions of ``chunk_filter``."""
-        allowed = self.snapshot.rows_passing(chunk_filter)
+        exclusions are conditions of ``chunk_filter``, ``allowed`` the rows passing it (None:
+        every row)."""
         gated = request.min_score is None
         if request.mode == "lexical":
-            if gated and not self._has_match(vector, chunk_filter):
-                return _Matches.empty()
-            lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
+            with times.stage("dense"):
+                if gated and not self._has_match(vector, chunk_filter):
+                    return _Matches.empty()
+            with times.stage("lexical"):
+                lexical = self.snapshot.lexical(terms, LEXICAL_MATCH_DEPTH, chunk_filter)
             return _Matches.ranked(
                 lexical, len(lexical) < LEXICAL_MATCH_DEPTH, request.min_score, lexical
             )
         bar = self._rules.match_threshold if request.min_score is None else request.min_score
-        within = self.snapshot.within(vector, bar, allowed)
-        if gated and not self._has_match(vector, chunk_filter, within):
-            return _Matches.empty()
+        with times.stage("dense"):
+            within = self.snapshot.within(vector, bar, allowed)
+            if gated and not self._has_match(vector, chunk_filter, within):
+                return _Matches.empty()
         if request.mode == "dense":
             order = np.lexsort((within.rows, -within.scores))
             rows, cosines = within.rows[order], within.scores[order].astype(np.float64)
             return _Matches.of(rows, cosines, within.exhaustive, bar, cosines)
-        lexical = self.snapshot.lexical(terms, LEXICAL_DEPTH, chunk_filter)
+        with times.stage("lexical"):
+            lexical = self.snapshot.lexical(terms, LEXICAL_DEPTH, chunk_filter)
+        with times.stage("fuse"):
+            return self._fused(request, vector, terms, within, lexical, bar)
+
+    def _fused(
+        self,
+        request: SearchRequest,
+        vector: np.ndarray,
+        terms: list[str],
+        within: Within,
+        lexical: list[tuple[int, float]],
+        bar: float,
+    ) -> _Matches:
+        """Hybrid mode's matching set: the rows ``within`` the bar and the best word matches,
+        scored by fusion, kept when close in meaning or strong in words."""
         extra = np.setdiff1d(np.asarray([row for row, _ in lexical], dtype=np.int64), within.rows)
         extra_cosines = self.snapshot.similarities(vector, extra.tolist())
         fused = convex_fusion(
@@ -491,3 +505,37 @@ def _facet_values(counts: list[tuple[str, int]]) -> list[FacetValue]:
 
 def _rounded(score: float | None) -> float | None:
     return None if score is None else round(score, 6)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The page of results a request shows, and what it reports of the whole matching set."""
+
+    rows: list[int]
+    scores: list[float]
+    factors: list[float | None]  # recency factors; None for undated rows or no preference
+    total: int
+    total_articles: int
+    facets: dict[Facet, list[FacetValue]] | None
+
+
+def _result(
+    rank: int,
+    score: float,
+    chunk: Chunk,
+    highlights: list[Span],
+    evidence: list[Span],
+    duplicate_sources: list[str],
+    explain: Explain | None,
+) -> SearchResult:
+    """One result, built without validation: every value comes from the snapshot or the
+    searcher, already of its field's type (the response model still defines the schema)."""
+    return SearchResult.model_construct(
+        rank=rank, score=score, chunk_id=chunk.id, article_id=chunk.article_id,
+        title=chunk.title, text=chunk.text, source=chunk.source, kind=chunk.kind,
+        position=chunk.position, start=chunk.start, end=chunk.end, published=chunk.published,
+        highlights=[Highlight.model_construct(start=s, end=e) for s, e in highlights],
+        evidence=[Evidence.model_construct(start=s, end=e) for s, e in evidence],
+        duplicates=len(duplicate_sources), duplicate_sources=sorted(set(duplicate_sources)),
+        explain=explain,
+    )  # fmt: skip

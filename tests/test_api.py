@@ -14,6 +14,7 @@ from conftest import API_KEY, Server, run_python
 
 from indexer.store import IndexStore
 from search_api.models import MAX_QUERY_CHARS, SearchResponse
+from search_api.timing import STAGES, parse_server_timing
 
 RESULT_FIELDS = {
     "rank",
@@ -55,6 +56,24 @@ def test_get_search_answers_with_the_documented_shape(server: Server) -> None:
     assert all(set(result) >= RESULT_FIELDS for result in body["results"])
     assert body["results"][0]["title"].startswith("Morocco Evacuates")
     assert any(r["text"].startswith("Morocco has evacuated") for r in body["results"])
+
+
+def test_every_search_says_where_its_time_went_in_server_timing(server: Server) -> None:
+    answers = [
+        get(server, "/search", q="flood evacuations in Morocco", k=3),
+        post(server, "/search", json={"query": "fuel subsidies protests", "mode": "dense"}),
+        get(server, "/search", q="sourdough starter hydration ratio"),  # no good match
+    ]
+    for response in answers:
+        assert response.status_code == 200
+        stages = parse_server_timing(response.headers["server-timing"])
+        assert list(stages) == list(STAGES) and all(ms >= 0 for ms in stages.values())
+        # took_ms covers every stage but serialize, measured the same way, inside it.
+        assert sum(stages.values()) - stages["serialize"] <= response.json()["took_ms"] + 0.01
+    hybrid, dense, off_topic = (parse_server_timing(r.headers["server-timing"]) for r in answers)
+    assert hybrid["encode"] > 0 and hybrid["lexical"] > 0 and hybrid["fetch"] > 0
+    assert dense["lexical"] == 0 and dense["fetch"] > 0
+    assert answers[2].json()["note"] and off_topic["dense"] > 0 == off_topic["lexical"]
 
 
 def test_post_search_takes_filters_collapse_and_highlight(server: Server) -> None:

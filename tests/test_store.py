@@ -82,8 +82,12 @@ def test_typed_reads_answer_lexical_filtered_and_highlight_queries(tmp_path: Pat
         assert snapshot.lexical(["evacuated"], 5, ChunkFilter(sources=("nowhere.txt",))) == []
         row = next(r for r, _ in found if "evacuated" in rows[r].text)
         text = rows[row].text
-        spans = snapshot.highlight_spans(["evacuated"], {row: text})[row]
+        highlighted = snapshot.highlighted_rows([row, *rows], ["evacuated"])
+        chunk, spans = highlighted[row]
+        assert chunk == rows[row] and set(highlighted) == set(rows)
         assert spans and all(text[s:e].lower().startswith("evacuat") for s, e in spans)
+        other = next(iter(snapshot.rows_passing(ChunkFilter(excluded=("evacuated",))) or []))
+        assert snapshot.highlighted_rows([other], ["evacuated"])[other][1] == []
         assert snapshot.lexical([], 5) == [] and snapshot.lexical(['"', "OR"], 5) is not None
     finally:
         snapshot.close()

@@ -160,6 +160,15 @@ def parse_highlighted(marked: str) -> tuple[str, list[Span]]:
     return "".join(plain), spans
 
 
+def _highlights(marked: str | None, text: str) -> list[Span]:
+    """The offsets ``highlight()`` marked in ``text``; none when the row did not match."""
+    if marked is None:
+        return []
+    plain, offsets = parse_highlighted(marked)
+    # A passage containing the marker characters itself would shift the offsets.
+    return offsets if plain == text else []
+
+
 def _chunk(values: Sequence[Any]) -> Chunk:
     return Chunk(**dict(zip(CHUNK_COLUMNS, values, strict=True)))
 
@@ -242,13 +251,11 @@ class ChunkTable:
                 raise QueryTimeoutError("the search ran past its time limit") from error
             raise
 
-    def _in_batches(
-        self, sql: str, values: Sequence[object], before: Sequence[object] = ()
-    ) -> Iterator[Any]:
+    def _in_batches(self, sql: str, values: Sequence[object]) -> Iterator[Any]:
         """Run ``sql`` (with one ``{marks}`` list) over ``values`` a batch at a time."""
         for offset in range(0, len(values), _PARAMETER_BATCH):
             batch = list(values[offset : offset + _PARAMETER_BATCH])
-            yield from self._all(sql.format(marks=_marks(len(batch))), [*before, *batch])
+            yield from self._all(sql.format(marks=_marks(len(batch))), batch)
 
     def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
         """Chunks by row id; ids with no row are left out."""
@@ -257,6 +264,31 @@ class ChunkTable:
             f"SELECT row, {columns} FROM chunks WHERE row IN ({{marks}})", row_ids
         )
         return {int(r[0]): _chunk(r[1:]) for r in found}
+
+    def highlighted_rows(
+        self, row_ids: Sequence[int], terms: Sequence[str]
+    ) -> dict[int, tuple[Chunk, list[Span]]]:
+        """Chunks by row id with the offsets of the terms (as FTS5 stems them) in each text,
+        in one statement per batch: the rows, left-joined to FTS5's ``highlight()`` of those
+        among them that match."""
+        match = match_expression(terms)
+        if match is None:
+            return {row: (chunk, []) for row, chunk in self.rows(row_ids).items()}
+        columns = ", ".join(f'chunks."{c}"' for c in CHUNK_COLUMNS)
+        found: dict[int, tuple[Chunk, list[Span]]] = {}
+        for offset in range(0, len(row_ids), _PARAMETER_BATCH):
+            batch = list(row_ids[offset : offset + _PARAMETER_BATCH])
+            marks = _marks(len(batch))
+            statement = (
+                f"SELECT chunks.row, {columns}, marked.text FROM chunks LEFT JOIN"
+                " (SELECT rowid AS row, highlight(chunks_fts, 1, ?, ?) AS text FROM chunks_fts"
+                f" WHERE chunks_fts MATCH ? AND rowid IN ({marks})) AS marked"
+                f" ON marked.row = chunks.row WHERE chunks.row IN ({marks})"
+            )
+            for values in self._all(statement, [_OPEN, _CLOSE, match, *batch, *batch]):
+                chunk, marked = _chunk(values[1:-1]), values[-1]
+                found[int(values[0])] = (chunk, _highlights(marked, chunk.text))
+        return found
 
     def embedded_texts(self) -> list[str]:
         """The text each chunk was embedded from, in row order."""
@@ -279,33 +311,11 @@ class ChunkTable:
         )
         return [_chunk(row) for row in found]
 
-    def group_members(
-        self, groups: Sequence[int], chunk_filter: ChunkFilter
-    ) -> dict[int, list[tuple[int, str]]]:
-        """The (row, source) of every member of these groups that passes the filter."""
-        condition, parameters = chunk_filter.sql()
-        found = self._in_batches(
-            "SELECT duplicate_of, row, source FROM chunks"
-            f" WHERE {condition} AND duplicate_of IN ({{marks}}) ORDER BY row",
-            groups,
-            before=parameters,
-        )
-        members: dict[int, list[tuple[int, str]]] = {}
-        for group, row, source in found:
-            members.setdefault(int(group), []).append((int(row), str(source)))
-        return members
-
-    def sentences(self, row_ids: Sequence[int]) -> dict[int, list[tuple[int, int, int]]]:
-        """Each row's sentences as (sentence number, start, end), for rows that have them."""
-        found = self._in_batches(
-            "SELECT row, sentence, start, end FROM sentences WHERE row IN ({marks})"
-            " ORDER BY sentence",
-            row_ids,
-        )
-        sentences: dict[int, list[tuple[int, int, int]]] = {}
-        for row, sentence, start, end in found:
-            sentences.setdefault(int(row), []).append((int(sentence), int(start), int(end)))
-        return sentences
+    def all_sentences(self) -> list[tuple[int, int, int]]:
+        """Every sentence's (row, start, end), in sentence order (for snapshots written
+        before ``sentence_spans.npy``)."""
+        found = self._all("SELECT row, start, end FROM sentences ORDER BY sentence")
+        return [(int(row), int(start), int(end)) for row, start, end in found]
 
     def rows_passing(self, chunk_filter: ChunkFilter) -> list[int]:
         condition, parameters = chunk_filter.sql()
@@ -330,25 +340,6 @@ class ChunkTable:
             [match, *parameters, depth],
         )
         return [(int(row), float(score)) for row, score in found]
-
-    def highlight_spans(self, terms: Sequence[str], texts: dict[int, str]) -> dict[int, list[Span]]:
-        """Offsets of the terms (as FTS5 stems them) in each row's text, by row id."""
-        match = match_expression(terms)
-        if match is None or not texts:
-            return {}
-        found = self._in_batches(
-            "SELECT rowid, highlight(chunks_fts, 1, ?, ?) FROM chunks_fts"
-            " WHERE chunks_fts MATCH ? AND rowid IN ({marks})",
-            list(texts),
-            before=[_OPEN, _CLOSE, match],
-        )
-        spans = {}
-        for row, marked in found:
-            text, offsets = parse_highlighted(marked)
-            # A passage containing the marker characters itself would shift the offsets.
-            if text == texts.get(int(row)):
-                spans[int(row)] = offsets
-        return spans
 
     def close(self) -> None:
         """Close every thread's connection; callers make sure no read is still running."""

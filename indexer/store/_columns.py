@@ -2,15 +2,20 @@
 
 A search counts, dedupes, sorts and facets every passage that matches, not only the page it
 shows, so these lookups run over hundreds or thousands of rows per query: arrays indexed by
-row answer them without a statement per batch of rows.
+row answer them without a statement per batch of rows. A snapshot keeps them in files of
+their own (``columns.npy``, ``columns.json``, ``sentence_spans.npy``), memory-mapped when it
+is opened, so opening one reads no rows and every worker shares the same pages.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
@@ -28,14 +33,14 @@ def _codes(values: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
 class RowColumns:
     """Row ``n``'s article, duplicate group, date, source and kind, as numbers per row."""
 
-    article: np.ndarray  # int32: index into article_ids
+    article: np.ndarray  # index into article_ids
     article_ids: tuple[str, ...]
-    group: np.ndarray  # int64: the near-duplicate group's first row, or the row itself
-    day: np.ndarray  # int32: the publication date's proleptic ordinal, or UNDATED
-    month: np.ndarray  # int32: year * 12 + month - 1, or UNDATED
-    source: np.ndarray  # int32: index into sources
+    group: np.ndarray  # the near-duplicate group's first row, or the row itself
+    day: np.ndarray  # the publication date's proleptic ordinal, or UNDATED
+    month: np.ndarray  # year * 12 + month - 1, or UNDATED
+    source: np.ndarray  # index into sources
     sources: tuple[str, ...]
-    kind: np.ndarray  # int32: index into kinds
+    kind: np.ndarray  # index into kinds
     kinds: tuple[str, ...]
 
     @classmethod
@@ -61,6 +66,60 @@ class RowColumns:
             source=source_codes, sources=source_names, kind=kind_codes, kinds=kind_names,
         )  # fmt: skip
 
+    def save(self, numbers: Path, names: Path) -> None:
+        """Write the per-row numbers as one int64 array (a row per attribute) to ``numbers``
+        and the names they index to ``names`` (JSON)."""
+        stacked = np.stack([self.article, self.group, self.day, self.month, self.source, self.kind])
+        with numbers.open("wb") as handle:
+            np.save(handle, stacked.astype(np.int64))
+        lists = {"article_ids": self.article_ids, "sources": self.sources, "kinds": self.kinds}
+        names.write_text(json.dumps(lists, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, numbers: Path, names: Path, rows: int) -> RowColumns:
+        """What ``save`` wrote, the numbers memory-mapped; ``ValueError`` if they are not
+        ``rows`` long."""
+        mapped = np.load(numbers, mmap_mode="r")
+        if mapped.shape != (6, rows):
+            raise ValueError(f"{numbers.name} holds shape {mapped.shape}, not (6, {rows})")
+        lists = json.loads(names.read_text(encoding="utf-8"))
+        article, group, day, month, source, kind = mapped
+        return cls(
+            article=article, article_ids=tuple(lists["article_ids"]), group=group, day=day,
+            month=month, source=source, sources=tuple(lists["sources"]), kind=kind,
+            kinds=tuple(lists["kinds"]),
+        )  # fmt: skip
+
+    @cached_property
+    def _duplicate_rows(self) -> np.ndarray:
+        """The rows that belong to another row's group (few: only near-duplicates)."""
+        found: np.ndarray = np.flatnonzero(self.group != np.arange(len(self.group)))
+        return found
+
+    def group_members(self, groups: Sequence[int]) -> dict[int, list[int]]:
+        """Every row of each of these near-duplicate groups (given by their first rows), in
+        row order."""
+        duplicates = self._duplicate_rows
+        members = duplicates[np.isin(self.group[duplicates], np.asarray(groups, dtype=np.int64))]
+        found = {int(group): [int(group)] for group in groups}
+        for row in members.tolist():
+            found[int(self.group[row])].append(row)
+        return {group: sorted(rows) for group, rows in found.items()}
+
+    @cached_property
+    def _by_article(self) -> np.ndarray:
+        """Row numbers ordered by article (reading order within one)."""
+        order: np.ndarray = np.argsort(self.article, kind="stable")
+        return order
+
+    def article_rows(self, article: int) -> np.ndarray:
+        """The rows of ``article`` (a code of ``article_ids``), ascending."""
+        order = self._by_article
+        codes = self.article[order]
+        first, last = np.searchsorted(codes, [article, article + 1])
+        rows: np.ndarray = order[first:last]
+        return rows
+
     def dated_articles(self) -> int:
         """How many articles have a publication date."""
         return len(np.unique(self.article[self.day != UNDATED]))
@@ -70,19 +129,62 @@ class RowColumns:
         shares a near-duplicate group with a passage of ``article``. The article itself is
         not among them. Two copies of one story are duplicates of each other; an article
         that quotes some of another's paragraphs beside its own is not a duplicate of it."""
-        groups = np.unique(self.group[self.article == article])
-        in_groups = np.isin(self.group, groups)
-        candidates = np.unique(self.article[in_groups])
-        outside = np.unique(self.article[~in_groups])  # articles with a passage elsewhere
-        found: np.ndarray = np.setdiff1d(candidates, outside)
-        others: np.ndarray = found[found != article]
-        return others
+        groups = np.unique(self.group[self.article_rows(article)])
+        members = [row for rows in self.group_members(groups.tolist()).values() for row in rows]
+        candidates = np.setdiff1d(self.article[members], [article])
+        found = [
+            code
+            for code in candidates.tolist()
+            if np.isin(self.group[self.article_rows(code)], groups).all()
+        ]
+        return np.asarray(found, dtype=np.int64)
 
     def article_code(self, article_id: str) -> int | None:
         """The number of ``article_id`` in ``article_ids``, or None when there is none."""
         at = bisect.bisect_left(self.article_ids, article_id)  # np.unique sorted them
         found = at < len(self.article_ids) and self.article_ids[at] == article_id
         return at if found else None
+
+
+@dataclass(frozen=True)
+class SentenceSpans:
+    """Where each evidence sentence lies: sentence ``n`` (vector ``n`` of ``sentences.npy``)
+    is ``text[start[n]:end[n]]`` of chunk row ``row[n]``; sentences are in row order."""
+
+    row: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def of(cls, sentences: Sequence[tuple[int, int, int]]) -> SentenceSpans:
+        """From (row, start, end) in sentence order, which a build gives in row order."""
+        spans = np.asarray(sentences, dtype=np.int64).reshape(-1, 3)
+        if np.any(np.diff(spans[:, 0]) < 0):
+            raise ValueError("sentences must be in row order")
+        return cls(spans[:, 0], spans[:, 1], spans[:, 2])
+
+    def save(self, path: Path) -> None:
+        with path.open("wb") as handle:
+            np.save(handle, np.stack([self.row, self.start, self.end]).astype(np.int64))
+
+    @classmethod
+    def load(cls, path: Path, sentences: int) -> SentenceSpans:
+        """What ``save`` wrote, memory-mapped; ``ValueError`` unless it holds ``sentences``."""
+        mapped = np.load(path, mmap_mode="r")
+        if mapped.shape != (3, sentences):
+            raise ValueError(f"{path.name} holds shape {mapped.shape}, not (3, {sentences})")
+        row, start, end = mapped
+        return cls(row, start, end)
+
+    def of_rows(self, rows: Sequence[int]) -> dict[int, list[tuple[int, int, int]]]:
+        """Each row's sentences as (sentence number, start, end), for rows that have them."""
+        firsts = np.searchsorted(self.row, rows, side="left").tolist()
+        lasts = np.searchsorted(self.row, rows, side="right").tolist()
+        return {
+            int(row): [(n, int(self.start[n]), int(self.end[n])) for n in range(first, last)]
+            for row, first, last in zip(rows, firsts, lasts, strict=True)
+            if last > first
+        }
 
 
 def article_vectors(article: np.ndarray, vectors: np.ndarray, articles: int) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""A published snapshot opened for reading: vectors in memory, chunk rows on disk."""
+"""A published snapshot opened for reading: vectors in memory, per-row arrays memory-mapped,
+chunk rows on disk."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from indexer.errors import SnapshotError
 from indexer.faults import fault_point
 from indexer.parse import Span
 from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable, write_chunks
-from indexer.store._columns import _codes, article_vectors
+from indexer.store._columns import RowColumns, SentenceSpans, article_vectors
 from indexer.store._files import fsync_path, write_atomically
 from indexer.store._manifest import ARTICLE_VECTORS, DataFile, Manifest
 from indexer.store._vectors import VectorIndex, Within, _one_thread, write_vectors
@@ -28,16 +29,32 @@ CHUNKS_FILE = "chunks.sqlite"
 MANIFEST_FILE = "manifest.json"
 SENTENCES_FILE = "sentences.npy"
 ARTICLES_FILE = "articles.npy"  # one vector per article, in ``RowColumns.article_ids`` order
+# What every query looks up by row, memory-mapped (``RowColumns``, ``SentenceSpans``).
+COLUMNS_FILE = "columns.npy"
+COLUMN_NAMES_FILE = "columns.json"
+SENTENCE_SPANS_FILE = "sentence_spans.npy"
+ROW_ARRAY_FILES = (COLUMNS_FILE, COLUMN_NAMES_FILE, SENTENCE_SPANS_FILE)
 # Written after the manifest, by the build's quality gate; not part of the manifest's record.
 GATE_FILE = "gate.json"
-DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE, ARTICLES_FILE)
+DATA_FILES = (VECTORS_FILE, CHUNKS_FILE, SENTENCES_FILE, ARTICLES_FILE, *ROW_ARRAY_FILES)
 SNAPSHOT_FILES = (*DATA_FILES, MANIFEST_FILE)
 _READ_BLOCK = 1 << 20
 
 
 def data_files(manifest: Manifest) -> tuple[str, ...]:
-    """The data files a snapshot holds: those before article vectors hold no ``articles.npy``."""
-    return DATA_FILES if manifest.article_vectors else DATA_FILES[:-1]
+    """The data files a snapshot holds: those before article vectors hold no ``articles.npy``,
+    those before row arrays (whose manifests record none) no ``ROW_ARRAY_FILES``."""
+    recorded = {record.name for record in manifest.data_files}
+    return tuple(
+        name
+        for name in DATA_FILES
+        if (name != ARTICLES_FILE or manifest.article_vectors)
+        and (name not in ROW_ARRAY_FILES or COLUMNS_FILE in recorded)
+    )
+
+
+def has_row_arrays(manifest: Manifest) -> bool:
+    return COLUMNS_FILE in data_files(manifest)
 
 
 def describe_files(directory: Path) -> list[DataFile]:
@@ -109,8 +126,16 @@ def write_snapshot(
     fault_point("chunks", directory / CHUNKS_FILE)
     _write_sentence_vectors(directory / SENTENCES_FILE, contents.sentence_vectors)
     fault_point("sentences", directory / SENTENCES_FILE)
-    codes, ids = _codes([chunk.article_id for chunk in chunks])
-    np.save(directory / ARTICLES_FILE, article_vectors(codes, vectors, len(ids)))
+    columns = RowColumns.from_rows(
+        (chunk.article_id, group, chunk.published, chunk.source, chunk.kind)
+        for chunk, group in zip(chunks, contents.duplicate_of, strict=True)
+    )
+    columns.save(directory / COLUMNS_FILE, directory / COLUMN_NAMES_FILE)
+    SentenceSpans.of(contents.sentences).save(directory / SENTENCE_SPANS_FILE)
+    np.save(
+        directory / ARTICLES_FILE,
+        article_vectors(columns.article, vectors, len(columns.article_ids)),
+    )
     for name in DATA_FILES:
         fsync_path(directory / name)
     manifest = replace(
@@ -187,10 +212,14 @@ class Snapshot:
             )
         check_files(directory, self.manifest, digests=False)  # cheap: sizes only
         self._chunks = self._open_chunks(directory)
+        self._sentence_vectors = _NO_SENTENCE_VECTORS
+        self._sentences = _NO_SENTENCES
+        self.columns = _NO_COLUMNS
+        self._articles: np.ndarray | None = None
         try:
-            self.columns = self._chunks.columns()
             self._vectors = VectorIndex(directory / VECTORS_FILE, self.manifest.index)
             self._sentence_vectors = np.load(directory / SENTENCES_FILE, mmap_mode="r")
+            self.columns, self._sentences = self._open_row_arrays(directory)
             self._articles = self._open_articles(directory)
             if len(self._vectors) != self.manifest.chunks:
                 raise SnapshotError(
@@ -204,20 +233,31 @@ class Snapshot:
             self.close()  # nothing of a snapshot that cannot open stays open
             raise
 
-    def _open_articles(self, directory: Path) -> faiss.IndexFlatIP | None:
-        """The article vectors, searched exactly (an article is many passages, so there are
-        few enough); None for a snapshot from before them."""
+    def _open_row_arrays(self, directory: Path) -> tuple[RowColumns, SentenceSpans]:
+        """The per-row arrays, memory-mapped; read from the chunk table for a snapshot
+        written before they had files of their own."""
+        sentences = len(self._sentence_vectors)
+        if not has_row_arrays(self.manifest):
+            return self._chunks.columns(), SentenceSpans.of(self._chunks.all_sentences())
+        return (
+            RowColumns.load(
+                directory / COLUMNS_FILE, directory / COLUMN_NAMES_FILE, self.manifest.chunks
+            ),
+            SentenceSpans.load(directory / SENTENCE_SPANS_FILE, sentences),
+        )
+
+    def _open_articles(self, directory: Path) -> np.ndarray | None:
+        """The article vectors, memory-mapped and searched exactly (an article is many
+        passages, so there are few enough); None for a snapshot from before them."""
         if not self.manifest.article_vectors:
             return None
-        vectors = np.load(directory / ARTICLES_FILE)
+        vectors: np.ndarray = np.load(directory / ARTICLES_FILE, mmap_mode="r")
         if vectors.shape != (len(self.columns.article_ids), self.manifest.dimension):
             raise SnapshotError(
                 f"snapshot {directory.name} holds {vectors.shape[0]} article vectors for "
                 f"{len(self.columns.article_ids)} articles"
             )
-        index = faiss.IndexFlatIP(self.manifest.dimension)
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return index
+        return vectors
 
     @staticmethod
     def _open_chunks(directory: Path) -> ChunkTable:
@@ -259,16 +299,17 @@ class Snapshot:
                 f"snapshot {self.id} was built before article vectors; rebuild it with "
                 "`python -m indexer build`"
             )
-        return np.asarray(self._articles.reconstruct(article), dtype=np.float32).reshape(1, -1)
+        return np.array(self._articles[article], dtype=np.float32).reshape(1, -1)
 
     def nearest_articles(self, vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """The ``depth`` articles (codes) whose vectors are closest to ``vector``, best first."""
         if self._articles is None:
             raise SnapshotError(f"snapshot {self.id} was built before article vectors")
         with _one_thread():
-            scores, found = self._articles.search(
-                vector.reshape(1, -1), min(depth, self._articles.ntotal)
-            )
+            scores, found = faiss.knn(
+                np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32), self._articles,
+                min(depth, len(self._articles)), metric=faiss.METRIC_INNER_PRODUCT,
+            )  # fmt: skip
         return [(int(a), float(s)) for a, s in zip(found[0], scores[0], strict=True) if a >= 0]
 
     def lexical(
@@ -288,6 +329,13 @@ class Snapshot:
     def rows(self, row_ids: Sequence[int]) -> dict[int, Chunk]:
         return self._chunks.rows(row_ids)
 
+    def highlighted_rows(
+        self, row_ids: Sequence[int], terms: Sequence[str]
+    ) -> dict[int, tuple[Chunk, list[Span]]]:
+        """Chunks by row id, each with the offsets of the terms (stemmed as the lexical
+        search stems them) in its text: one statement."""
+        return self._chunks.highlighted_rows(row_ids, terms)
+
     def embedded_texts(self) -> list[str]:
         """The text each vector was computed from, in row order."""
         return self._chunks.embedded_texts()
@@ -301,17 +349,27 @@ class Snapshot:
         return self.columns.dated_articles()
 
     def group_members(
-        self, groups: Sequence[int], chunk_filter: ChunkFilter = NO_FILTER
+        self, groups: Sequence[int], allowed: np.ndarray | None = None
     ) -> dict[int, list[tuple[int, str]]]:
-        """Every member (row, source) of these duplicate groups passing the filter, by group."""
-        return self._chunks.group_members(groups, chunk_filter)
+        """Every member (row, source) of these duplicate groups, by group; among the
+        ``allowed`` rows (ascending) when given."""
+        columns = self.columns
+        members = columns.group_members(groups)
+        return {
+            group: [
+                (row, columns.sources[columns.source[row]])
+                for row in rows
+                if allowed is None or _holds(allowed, row)
+            ]
+            for group, rows in members.items()
+        }
 
     def sentence_scores(
         self, vector: np.ndarray, row_ids: Sequence[int]
     ) -> dict[int, list[tuple[int, int, float]]]:
         """Each sentence's (start, end, cosine to ``vector``) in the rows that hold two or
         more sentences; single-sentence rows are left out."""
-        sentences = self._chunks.sentences(row_ids)
+        sentences = self._sentences.of_rows(row_ids)
         numbers = [n for found in sentences.values() for n, _, _ in found]
         if not numbers:
             return {}
@@ -327,10 +385,6 @@ class Snapshot:
             for row, found in sentences.items()
         }
 
-    def highlight_spans(self, terms: Sequence[str], texts: dict[int, str]) -> dict[int, list[Span]]:
-        """Offsets of the terms (stemmed as the lexical search stems them) in each text."""
-        return self._chunks.highlight_spans(terms, texts)
-
     def time_limit(self, seconds: float | None) -> contextlib.AbstractContextManager[None]:
         """Within the block, this thread's reads stop with ``QueryTimeoutError`` after
         ``seconds`` (None: no limit)."""
@@ -341,7 +395,21 @@ class Snapshot:
         self._chunks.check_time()
 
     def close(self) -> None:
-        """Release the chunk database and the mapped sentence vectors (whose mapping holds a
-        file descriptor); the snapshot answers nothing more."""
+        """Release the chunk database and the mapped arrays (each mapping holds a file
+        descriptor); the snapshot answers nothing more."""
         self._chunks.close()
-        self._sentence_vectors = np.zeros((0, self.manifest.dimension), dtype=np.float16)
+        self._sentence_vectors = _NO_SENTENCE_VECTORS
+        self._sentences = _NO_SENTENCES
+        self.columns = _NO_COLUMNS
+        self._articles = None
+
+
+def _holds(ascending: np.ndarray, value: int) -> bool:
+    at = int(np.searchsorted(ascending, value))
+    return at < len(ascending) and int(ascending[at]) == value
+
+
+# What a closed snapshot (or one that failed to open) holds instead of its mapped files.
+_NO_SENTENCE_VECTORS = np.zeros((0, 0), dtype=np.float16)
+_NO_SENTENCES = SentenceSpans.of([])
+_NO_COLUMNS = RowColumns.from_rows([])
