@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from indexer.chunk import (
     Chunk,
@@ -24,7 +23,6 @@ from indexer.chunk import (
     evidence_sentences,
     sentences_in_embedded_text,
 )
-from indexer.duplicates import duplicate_groups
 from indexer.embed import Embedder, EmbeddingModel
 from indexer.errors import (
     BuildError,
@@ -286,7 +284,7 @@ def embed(
         if text in vectors and (not found or len(spans.get(text, ())) == len(found))
     ]
     missing = texts_to_embed(list(wanted), set(complete))
-    with tqdm(total=len(missing), desc="embedding", unit="chunk", disable=not progress) as bar:
+    with _progress_bar(len(missing), progress) as advance:
         for offset in range(0, len(missing), EMBED_BATCH):
             batch = missing[offset : offset + EMBED_BATCH]
             encoded = embedder.encode_spans(batch, [wanted[text] for text in batch])
@@ -296,7 +294,7 @@ def embed(
             fault_point("embedding")
             vectors.update((text, vector) for text, (vector, _) in zip(batch, encoded, strict=True))
             spans.update(fresh_spans)
-            bar.update(len(batch))
+            advance(len(batch))
     dimension = len(next(iter(vectors.values())))
     empty = np.zeros((0, dimension), dtype=np.float32)
     return Embedded(
@@ -305,6 +303,19 @@ def embed(
         sentence_vectors=np.concatenate([spans[t] if wanted[t] else empty for t in texts]),
         computed=frozenset(missing),
     )
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int, shown: bool) -> Iterator[Callable[[int], object]]:
+    """Advance a progress bar of ``total`` chunks on stderr, or nothing when not ``shown``:
+    tqdm is imported only to draw one, which spares a --json or in-process build its import."""
+    if not shown:
+        yield lambda done: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc="embedding", unit="chunk") as bar:
+        yield bar.update
 
 
 def write(
@@ -316,6 +327,10 @@ def write(
     live_id: str | None,
 ) -> Written:
     """Stage 5: write the snapshot and let the gate judge it; nothing is live yet."""
+    # Imported here, where it is needed: importing datasketch (and the scipy it pulls in)
+    # takes a second or two, which a build that changes nothing never pays.
+    from indexer.duplicates import duplicate_groups
+
     contents = SnapshotContents(
         duplicate_of=duplicate_groups([(c.article_id, c.text) for c in corpus.chunks]),
         sentences=embedded.sentences,

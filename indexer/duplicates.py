@@ -6,9 +6,12 @@ normalised texts are equal, or when the Jaccard similarity of their word 5-shing
 0.9. Repeats inside one article are not duplicates. Groups are the connected components of the
 duplicate pairs, so they are transitive.
 
-Near-duplicate candidates come from MinHash LSH (datasketch) and are verified by the exact
-Jaccard of the shingle sets: the sketch never adds a false pair, and the groups depend only on
-the passages, not on their order.
+Near-duplicate candidates come from MinHash LSH and are verified by the exact Jaccard of the
+shingle sets: the sketch never adds a false pair, and the groups depend only on the passages,
+not on their order. The sketches are datasketch's (2.x, its default affine32 scheme: crc32 of
+each shingle, the MurmurHash3 finalizer, 128 odd-multiplier affine permutations mod 2^32 from
+``RandomState(SEED)``), computed here with numpy a batch of passages at a time: importing
+datasketch pulls in scipy, which took most of the fixed cost of adding one file to an index.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
 
 SHINGLE_WORDS = 5
 # A fraction, so that a pair right at the threshold is compared exactly.
@@ -31,6 +34,7 @@ SEED = 1  # fixed permutations: the same candidates on every build
 # 0.06. datasketch's own pick for threshold 0.9, (5, 25), finds only 31% of the pairs at 0.9
 # (3 of the 7 near-duplicate paragraph pairs of the BBC corpus).
 LSH_PARAMS = (16, 8)
+_SKETCH_BATCH = 256  # shingle sets hashed at once
 _WORD = re.compile(r"\w+")
 
 
@@ -66,24 +70,61 @@ def _shingles(normalised: str) -> frozenset[str]:
 def _similar_pairs(texts: list[str]) -> Iterator[tuple[str, str]]:
     """Pairs of distinct ``texts`` whose shingle sets have Jaccard >= THRESHOLD."""
     shingled = [(text, shingles) for text in texts if (shingles := _shingles(text))]
-    sketches = MinHash.bulk(
-        [[shingle.encode() for shingle in shingles] for _, shingles in shingled],
-        num_perm=NUM_PERM,
-        seed=SEED,
-        # Fast and stable across runs; MinHash needs only few collisions from it, the
-        # permutations supply the randomness.
-        hashfunc=zlib.crc32,
-    )
-    lsh = MinHashLSH(num_perm=NUM_PERM, params=LSH_PARAMS)
-    with lsh.insertion_session() as session:
-        for key, sketch in enumerate(sketches):
-            session.insert(key, sketch)
-    for key, sketch in enumerate(sketches):
-        text, shingles = shingled[key]
-        for other in lsh.query(sketch):
-            other_text, other_shingles = shingled[other]
-            if key < other and _similar(shingles, other_shingles):
-                yield text, other_text
+    signatures = _minhashes([shingles for _, shingles in shingled])
+    bands, rows = LSH_PARAMS
+    candidates: set[tuple[int, int]] = set()
+    for band in range(bands):
+        buckets: dict[bytes, list[int]] = {}
+        for key, signature in enumerate(signatures[:, band * rows : (band + 1) * rows]):
+            buckets.setdefault(signature.tobytes(), []).append(key)
+        candidates.update(
+            (left, right)
+            for bucket in buckets.values()
+            for n, left in enumerate(bucket)
+            for right in bucket[n + 1 :]
+        )
+    for left, right in sorted(candidates):
+        (text, shingles), (other_text, other_shingles) = shingled[left], shingled[right]
+        if _similar(shingles, other_shingles):
+            yield text, other_text
+
+
+def _permutations() -> tuple[np.ndarray, np.ndarray]:
+    """The NUM_PERM affine permutations (odd multiplier, offset) mod 2^32, drawn as datasketch
+    draws them for its affine32 scheme."""
+    generator = np.random.RandomState(SEED)
+    multipliers = generator.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + 1
+    offsets = generator.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return multipliers, offsets
+
+
+def _fmix32(hashes: np.ndarray) -> np.ndarray:
+    """The MurmurHash3 32-bit finalizer, a bijection that spreads crc32's structure."""
+    hashes = hashes ^ (hashes >> np.uint32(16))
+    hashes = hashes * np.uint32(0x85EBCA6B)
+    hashes = hashes ^ (hashes >> np.uint32(13))
+    hashes = hashes * np.uint32(0xC2B2AE35)
+    mixed: np.ndarray = hashes ^ (hashes >> np.uint32(16))
+    return mixed
+
+
+def _minhashes(shingle_sets: Sequence[frozenset[str]]) -> np.ndarray:
+    """One MinHash signature (NUM_PERM uint32 values) per non-empty shingle set, as rows;
+    a batch of sets at a time, so the permuted hashes stay a few megabytes."""
+    multipliers, offsets = _permutations()
+    signatures = np.empty((len(shingle_sets), NUM_PERM), dtype=np.uint32)
+    for first in range(0, len(shingle_sets), _SKETCH_BATCH):
+        batch = shingle_sets[first : first + _SKETCH_BATCH]
+        sizes = [len(shingles) for shingles in batch]
+        # crc32: fast and stable across runs; the permutations supply the randomness.
+        hashes = np.fromiter(
+            (zlib.crc32(s.encode()) for shingles in batch for s in shingles),
+            dtype=np.uint32, count=sum(sizes),
+        )  # fmt: skip
+        permuted = _fmix32(hashes)[:, None] * multipliers + offsets  # wraps mod 2^32, as meant
+        starts = np.cumsum([0, *sizes[:-1]])
+        signatures[first : first + len(batch)] = np.minimum.reduceat(permuted, starts, axis=0)
+    return signatures
 
 
 def _similar(left: frozenset[str], right: frozenset[str]) -> bool:

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +21,9 @@ from indexer.encoders import (
     OnnxEncoder,
     TorchEncoder,
     export_onnx,
+    fuse_graph,
     max_sequence_length,
+    quantize_for_queries,
 )
 from indexer.errors import ConfigurationError, ModelError, ModelFileMissingError
 from indexer.parse import Span
@@ -43,6 +46,11 @@ QUERY_CACHE_SIZE = 1024
 # "The model on ONNX Runtime"). Builds encode large batches on every core.
 QUERY_THREADS = 2
 ModelFileFor = Callable[[str], Path]  # fingerprint -> where its exported ONNX file lives
+# Graphs derived from the exported file without torch, kept beside it (``derived_model_file``):
+# the fp32 graph with ONNX Runtime's operators fused, which every fp32 encode runs on, and its
+# 8-bit version for queries (SEEDSEARCH_QUERY_PRECISION=int8). docs/architecture.md.
+FUSED = "fused"
+QUERY_INT8 = "query-int8"
 
 
 class EmbeddingModel(Protocol):
@@ -139,6 +147,12 @@ def model_fingerprint(folder: Path, precision: Precision) -> str:
     )
 
 
+def derived_model_file(onnx_file: Path, variant: str) -> Path:
+    """Where the ``variant`` graph derived from ``onnx_file`` lives: beside it, as
+    ``<fingerprint>.<variant>.onnx``."""
+    return onnx_file.with_name(f"{onnx_file.name.removesuffix('.onnx')}.{variant}.onnx")
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     """Give ``target`` the content of ``source`` atomically: a hard link when both sit on one
     file system (the file is never modified in place), else a copy."""
@@ -165,6 +179,7 @@ class Embedder:
         *,
         backend: Backend = "onnx",
         precision: Precision = "fp32",
+        query_precision: Precision = "fp32",
         model_file: ModelFileFor | None = None,
         export: bool = True,
         threads: int = 0,
@@ -176,6 +191,9 @@ class Embedder:
         self.local_path = resolve_model(model)
         self.name = model or str(self.local_path)
         self.backend, self.precision = backend, precision
+        # 8-bit queries of the fp32 weights stay in the fp32 passages' vector space; an int8
+        # build's vectors are another model's, which only its own int8 graph can query.
+        self.query_precision: Precision = "int8" if precision == "int8" else query_precision
         self._model_file = model_file
         self._export = export
         # Exported files shared by every index root, so only the first one pays for an export.
@@ -190,7 +208,7 @@ class Embedder:
         or for querying it (one thread per query)."""
         return cls(
             settings.model, backend=settings.backend, precision=settings.precision,
-            model_file=store.model_file, export=export,
+            query_precision=settings.query_precision, model_file=store.model_file, export=export,
             threads=settings.build_threads if export else QUERY_THREADS,
             lanes=max(1, (os.cpu_count() or 1) // (QUERY_THREADS * settings.workers)),
             exported_models=settings.exported_models_dir if export else None,
@@ -206,31 +224,66 @@ class Embedder:
             raise ConfigurationError("the onnx backend needs a place for the exported model")
         return self._model_file(self.fingerprint)
 
+    @property
+    def _variants(self) -> list[str]:
+        """The derived graphs this model encodes with, in the order they are made."""
+        if self.backend == "torch" or self.precision == "int8":
+            return []
+        return [FUSED, QUERY_INT8] if self.query_precision == "int8" else [FUSED]
+
     def write_onnx(self, target: Path) -> None:
-        """Put this model's ONNX file at ``target``: a link to (or copy of) one already
-        exported, the one it loads or the shared folder's, else a fresh export (which imports
-        torch and takes seconds), kept in the shared folder for the next index root."""
+        """Put this model's ONNX file at ``target``, and beside it the graphs derived from it
+        that this model encodes with: links to (or copies of) files already made, beside the
+        file it loads or in the shared folder, else new ones kept in the shared folder for the
+        next index root. An export imports torch and takes seconds; a derived graph needs
+        only onnx and onnxruntime, and takes seconds too."""
+        for variant in (None, *self._variants):
+            self._place(target, variant)
+
+    def _place(self, onnx_file: Path, variant: str | None) -> None:
+        """Make sure the file of ``variant`` (None: the export itself) is there for
+        ``onnx_file``; see ``write_onnx``."""
+
+        def of(exported: Path) -> Path:
+            return exported if variant is None else derived_model_file(exported, variant)
+
+        target = of(onnx_file)
         if target.is_file():
             return
         shared = self._exported / f"{self.fingerprint}.onnx" if self._exported else None
         loaded = self.onnx_file if self._model_file is not None else None
         for source in (loaded, shared):
-            if source is not None and source != target and source.is_file():
-                _link_or_copy(source, target)
+            if source is not None and of(source) != target and of(source).is_file():
+                _link_or_copy(of(source), target)
                 return
-        if shared is not None and shared != target:
+        if shared is not None and of(shared) != target and (variant is None or shared.is_file()):
             try:
-                export_onnx(self.local_path, shared, int8=self.precision == "int8")
-                _link_or_copy(shared, target)
+                self._make(shared, variant)
+                _link_or_copy(of(shared), target)
                 return
-            except OSError:  # an unwritable shared folder: export into the index root alone
+            except OSError:  # an unwritable shared folder: make it in the index root alone
                 pass
-        export_onnx(self.local_path, target, int8=self.precision == "int8")
+        self._make(onnx_file, variant)
 
-    @cached_property
-    def _encoder(self) -> OnnxEncoder | TorchEncoder:
-        if self.backend == "torch":
-            return TorchEncoder(self.local_path, self._threads)
+    def _make(self, onnx_file: Path, variant: str | None) -> None:
+        """Export ``onnx_file`` (variant None), or derive a graph from it, beside it."""
+        if variant is None:
+            export_onnx(self.local_path, onnx_file, int8=self.precision == "int8")
+            return
+        fused = derived_model_file(onnx_file, FUSED)
+        if variant == FUSED:
+            try:
+                fuse_graph(onnx_file, fused, self.local_path)
+            except ModelError:  # not a BERT graph ONNX Runtime can fuse: run it as exported
+                _link_or_copy(onnx_file, fused)
+            return
+        if not fused.is_file():
+            self._make(onnx_file, FUSED)
+        quantize_for_queries(fused, derived_model_file(onnx_file, variant))
+
+    def _onnx_encoder(self, variant: str | None) -> OnnxEncoder:
+        """The exported graph, or one derived from it (made now when missing; in a temporary
+        folder when the models folder cannot be written), loaded in ONNX Runtime."""
         path = self.onnx_file
         if not path.is_file():
             if not self._export:
@@ -239,7 +292,34 @@ class Embedder:
                     "which writes it (deployments that copy snapshots copy models/ too)"
                 )
             self.write_onnx(path)
-        return OnnxEncoder(path, self.local_path, self._threads)
+        if variant is None:
+            return OnnxEncoder(path, self.local_path, self._threads)
+        alone = variant == QUERY_INT8  # its activations' 8-bit scales span a whole batch
+        try:
+            self._place(path, variant)
+        except OSError:
+            with tempfile.TemporaryDirectory(prefix="seedsearch-model-") as scratch:
+                alias = Path(scratch) / path.name
+                alias.symlink_to(path.resolve())
+                self._make(alias, variant)
+                derived = derived_model_file(alias, variant)
+                return OnnxEncoder(derived, self.local_path, self._threads, alone=alone)
+        derived = derived_model_file(path, variant)
+        return OnnxEncoder(derived, self.local_path, self._threads, alone=alone)
+
+    @cached_property
+    def _encoder(self) -> OnnxEncoder | TorchEncoder:
+        """What passages (and fp32 queries) are encoded with."""
+        if self.backend == "torch":
+            return TorchEncoder(self.local_path, self._threads)
+        return self._onnx_encoder(FUSED if FUSED in self._variants else None)
+
+    @cached_property
+    def _query_encoder(self) -> OnnxEncoder | TorchEncoder:
+        """What queries are encoded with: the 8-bit graph when asked for, else ``_encoder``."""
+        if QUERY_INT8 in self._variants:
+            return self._onnx_encoder(QUERY_INT8)
+        return self._encoder
 
     @cached_property
     def _count(self) -> Callable[[str], int]:
@@ -282,7 +362,7 @@ class Embedder:
 
     @cached_property
     def _batcher(self) -> QueryBatcher:
-        return QueryBatcher(self.encode, lanes=self._lanes)
+        return QueryBatcher(self._query_encoder.encode, lanes=self._lanes)
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Normalized float32 vectors, one row per text."""

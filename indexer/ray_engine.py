@@ -8,13 +8,14 @@ object store, so no worker downloads or exports anything. Ray is an optional ext
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from indexer.embed import Embedder
+from indexer.embed import FUSED, Embedder, derived_model_file
 from indexer.encoders import Encoded
 from indexer.errors import ConfigurationError
 from indexer.parse import Span
@@ -31,14 +32,17 @@ def _import_ray() -> Any:
 
 
 class _Worker:
-    """One actor: the model loaded once, from the ONNX bytes the driver put in the store."""
+    """One actor: the model loaded once, from the ONNX bytes the driver put in the store
+    (the fused graph when the driver has one, which the actor then never fuses again)."""
 
     def __init__(
         self, model: str, backend: str, precision: str, onnx: bytes, fingerprint: str,
-        threads: int,
+        threads: int, fused: bool,
     ) -> None:  # fmt: skip
         folder = Path(tempfile.mkdtemp(prefix="seedsearch-ray-"))
         (folder / "model.onnx").write_bytes(onnx)
+        if fused:
+            os.link(folder / "model.onnx", derived_model_file(folder / "model.onnx", FUSED))
         self._embedder = Embedder(
             model, backend=backend, precision=precision,  # type: ignore[arg-type]
             model_file=lambda _: folder / "model.onnx", export=False, threads=threads,
@@ -79,12 +83,14 @@ class RayEmbedder:
             else:  # a local instance, on this machine only
                 options.update(num_cpus=actors * cpus_per_worker, _node_ip_address="127.0.0.1")
             ray.init(**options)
-        onnx = ray.put(model_file.read_bytes())
+        graph = derived_model_file(model_file, FUSED)
+        fused = graph.is_file()
+        onnx = ray.put((graph if fused else model_file).read_bytes())
         remote = ray.remote(num_cpus=cpus_per_worker)(_Worker)
         self._actors = [
             remote.remote(local.name if local.name != str(local.local_path) else "",
                           local.backend, local.precision, onnx, local.fingerprint,
-                          cpus_per_worker)
+                          cpus_per_worker, fused)
             for _ in range(actors)
         ]  # fmt: skip
         self._ray = ray

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     exported_models_dir: Path = Path("~/.cache/seedsearch/models")
     backend: Backend = "onnx"
     precision: Precision = "fp32"
+    # Queries alone on 8-bit weights of the same model (derived from the exported file): their
+    # vectors live in the fp32 passages' space. An int8 build queries with its own int8 model;
+    # the torch backend runs queries in fp32 (docs/architecture.md, The model on ONNX Runtime).
+    query_precision: Precision = "fp32"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # Server processes over the one index root; each loads the model and maps the snapshot.

@@ -30,10 +30,12 @@ this machine, so ratios hold while absolute times drift with the machine's load.
   the first count;
 - features (``--phases features`` runs only this one): over the same articles given datelines
   (search_api.evaluation.write_dated_archive, so the date sort and recency have dates to
-  order), 1 client, p50 of the default request, of ``facets=month,source,kind`` and of every
-  time feature at once (those facets, ``sort=date``, ``recency_half_life_days=30``), each over
-  the default's p50. The three are interleaved query by query, each query sent to one of them
-  in turn, so no request reuses another's cached query vector.
+  order), 1 client, p50 of the default request, of ``facets=month,source,kind``, of every
+  time feature at once (those facets, ``sort=date``, ``recency_half_life_days=30``) and of
+  every feature at once (those, a ``date_from`` filter, ``collapse``, ``explain`` and a
+  ``-word`` exclusion in the query), each over the default's p50. The four are interleaved
+  query by query, each query sent to one of them in turn, so no request reuses another's
+  cached query vector.
 - similar (``--phases similar`` runs only this one): 1 client, p50 of the default request and
   of ``GET /articles/{id}/similar`` (k=5) over every article in turn, interleaved request by
   request, and the similar p50 over the default's; ``--index DIR`` serves an existing index
@@ -85,7 +87,13 @@ FEATURE_REQUESTS: dict[str, dict[str, str]] = {
     "default": {},
     "facets": {"facets": "month,source,kind"},
     "time": {"facets": "month,source,kind", "sort": "date", "recency_half_life_days": "30"},
-}
+    # Every feature at once: the time features, a date filter every dated passage passes,
+    # collapse, explain, and (see EXCLUDED) an exclusion no passage holds.
+    "every": {"facets": "month,source,kind", "sort": "date", "recency_half_life_days": "30",
+              "date_from": "1990-01-01", "collapse": "true", "explain": "true"},
+}  # fmt: skip
+# Appended to the query text of the "every" shape: a -word exclusion (query syntax).
+EXCLUDED = " -qqzzx"
 
 
 def torch_floor(index: Path, calibration: Sequence[str]) -> tuple[Callable[[str], float], int]:
@@ -274,7 +282,8 @@ def features(
             get(client, f"warm-up {name}", extra=FEATURE_REQUESTS[name])
         for number, query in enumerate(queries):
             name = names[number % len(names)]
-            times[name].append(get(client, query, extra=FEATURE_REQUESTS[name]))
+            text = query + EXCLUDED if name == "every" else query
+            times[name].append(get(client, text, extra=FEATURE_REQUESTS[name]))
     summaries = {name: summary_ms(times[name]) for name in names}
     default_p50 = summaries["default"]["p50_ms"]
     return {
@@ -313,6 +322,8 @@ def feature_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
          f"{result['facets_p50_over_default']:.2f}"),
         ("facets + sort=date + recency 30", f"{_ms(result['time'])}  p50 / default p50 "
          f"{result['time_p50_over_default']:.2f}"),
+        ("every feature (+ date filter, collapse, explain, -word)",
+         f"{_ms(result['every'])}  p50 / default p50 {result['every_p50_over_default']:.2f}"),
     ]  # fmt: skip
 
 

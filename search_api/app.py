@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -74,6 +75,10 @@ def create_app(settings: Settings | None = None, embedder: Embedder | None = Non
         )  # fmt: skip
         # Loads the model before taking traffic, so the first query is not the slow one.
         await asyncio.to_thread(live.refresh)
+        # What start-up built (the app, the model, the snapshot) lives as long as the process:
+        # kept out of the collector's full passes, which would otherwise rescan it in the
+        # middle of some request and add to the latency tail.
+        gc.freeze()
         app.state.live = live
         # Rebuilds run as child processes; when one ends, its snapshot is served at once.
         app.state.rebuilds = Rebuilds(settings, on_finish=live.refresh)

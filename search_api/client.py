@@ -6,8 +6,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
-import httpx
-
 from indexer.settings import Settings
 from search_api.errors import ClientError
 from search_api.matching import MatchRules
@@ -25,6 +23,8 @@ def remote_search(
 ) -> Iterator[SearchFunction]:
     """Search a running service (sending ``api_key`` as X-API-Key when given); its connection
     closes when the block ends."""
+    import httpx  # only here: importing it costs a local search a tenth of its start-up
+
     headers = {"X-API-Key": api_key} if api_key else {}
     with httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout, headers=headers) as client:
 

@@ -235,7 +235,7 @@ class _KeyedEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # HTTPException: the app's own handler answers, as for every route.
-        reader(self._settings, Headers(scope=scope).get("x-api-key"))
+        await reader(self._settings, Headers(scope=scope).get("x-api-key"))
         await self._sessions.handle_request(scope, receive, send)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,12 +69,16 @@ SEARCH_ERRORS = _errors(401, 422, 431, 500, 503)
 BODY_SEARCH_ERRORS = _errors(400, 401, 413, 422, 431, 500, 503)
 
 
-def live_searcher(request: Request) -> LiveSearcher:
+# The dependencies below only look things up, so they are ``async``: FastAPI would run each
+# plain one in its thread pool, a thread hop per dependency per request (docs/benchmarks.md).
+async def live_searcher(request: Request) -> LiveSearcher:
     live: LiveSearcher = request.app.state.live
     return live
 
 
-def current_searcher(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> Iterator[Searcher]:
+async def current_searcher(
+    live: Annotated[LiveSearcher, Depends(live_searcher)],
+) -> AsyncIterator[Searcher]:
     """The Searcher this request runs on, leased until the request ends."""
     try:
         with live.lease() as searcher:
@@ -83,12 +87,12 @@ def current_searcher(live: Annotated[LiveSearcher, Depends(live_searcher)]) -> I
         raise HTTPException(status_code=503, detail=str(error)) from None
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     configured: Settings = request.app.state.settings
     return configured
 
 
-def metrics(request: Request) -> Metrics:
+async def metrics(request: Request) -> Metrics:
     registry: Metrics = request.app.state.metrics
     return registry
 
@@ -100,7 +104,7 @@ def _matches(given: str | None, key: SecretStr | None) -> bool:
     return secrets.compare_digest(given.encode(), key.get_secret_value().encode())
 
 
-def reader(
+async def reader(
     configured: Annotated[Settings, Depends(settings)],
     x_api_key: Annotated[str | None, Header(description="the read or admin key")] = None,
 ) -> None:
@@ -111,7 +115,7 @@ def reader(
         raise HTTPException(401, "missing or wrong X-API-Key header")
 
 
-def search_slot(request: Request) -> Iterator[None]:
+async def search_slot(request: Request) -> AsyncIterator[None]:
     """One of the process's search slots for this request, or 503 with Retry-After: past the
     bound, a burst is turned away at once instead of queueing until every request is slow."""
     slots: threading.BoundedSemaphore = request.app.state.search_slots
@@ -125,7 +129,7 @@ def search_slot(request: Request) -> Iterator[None]:
         slots.release()
 
 
-def current_reader_searcher(
+async def current_reader_searcher(
     _: Annotated[None, Depends(reader)],
     __: Annotated[None, Depends(search_slot)],
     searcher: Annotated[Searcher, Depends(current_searcher)],

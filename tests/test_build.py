@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import ROOT, SEED_FILE, bbc_files, new_corpus, run_python
 
@@ -19,7 +22,8 @@ from indexer.build import EMBED_BATCH, build_index
 from indexer.embed import Embedder
 from indexer.errors import SnapshotError
 from indexer.settings import Settings
-from indexer.store import IndexStore, Manifest
+from indexer.store import EmbeddingCache, IndexStore, Manifest
+from indexer.store._cache import cache_key
 from search_api.models import SearchRequest
 from search_api.searcher import Searcher
 
@@ -367,3 +371,54 @@ def test_a_snapshot_of_an_older_format_is_rebuilt_not_reused(
     searcher = Searcher.open(IndexStore(corpus.index_dir), embedder)
     assert searcher.search(request).results[0].published == "2026-02-01"
     searcher.close()
+
+
+def imported_modules(importtime_log: str) -> set[str]:
+    """The modules a ``python -X importtime`` run imported, from its stderr."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in importtime_log.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_command_line_builds_import_only_what_they_use(tmp_path: Path) -> None:
+    seeds = new_corpus(tmp_path / "seeds")
+    args = ["-m", "indexer", "build", "--seeds", str(seeds), "--index", str(tmp_path / "index")]
+    first = run_python(*args, "--json")
+    assert first.returncode == 0, first.stderr
+    unchanged = run_python("-X", "importtime", *args, "--json")
+    assert unchanged.returncode == 0 and not json.loads(unchanged.stdout)["published"]
+    imported = imported_modules(unchanged.stderr)
+    assert "indexer.build" in imported  # the log was read
+    # Nothing to write: no near-duplicate grouping (datasketch, scipy), no progress bar.
+    assert not imported & {"datasketch", "scipy", "tqdm", "torch"}, imported
+    (seeds / "volcano.txt").write_text(NEW_ARTICLE, encoding="utf-8")
+    added = run_python("-X", "importtime", *args, "--json")
+    assert added.returncode == 0 and json.loads(added.stdout)["embedded"] == 2
+    imported = imported_modules(added.stderr)
+    assert "indexer.duplicates" in imported and not imported & {"tqdm", "torch"}, imported
+
+
+def test_the_cache_gives_back_the_sentence_vectors_it_stored(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    spans = {"one": rng.standard_normal((1, 384)), "three": rng.standard_normal((3, 384))}
+    with EmbeddingCache(tmp_path / "cache.sqlite", "f" * 64) as cache:
+        vectors = rng.standard_normal((3, 384)).astype(np.float32)
+        cache.put_many(["one", "three", "none"], vectors, spans)
+        found = cache.get_spans(["one", "three", "none"])
+    assert set(found) == {"one", "three"}
+    for text, matrix in spans.items():
+        assert found[text].dtype == np.float32 and found[text].shape == matrix.shape
+        assert np.array_equal(found[text], matrix.astype(np.float16).astype(np.float32))
+    # A matrix in another .npy layout than the cache writes (here float32, Fortran order)
+    # still reads back.
+    other = np.asfortranarray(rng.standard_normal((2, 384)).astype(np.float32))
+    buffer = io.BytesIO()
+    np.save(buffer, other)
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        db.execute(
+            "INSERT INTO spans VALUES (?, ?, 0)", (cache_key("f" * 64, "other"), buffer.getvalue())
+        )
+    with EmbeddingCache(tmp_path / "cache.sqlite", "f" * 64) as cache:
+        assert np.array_equal(cache.get_spans(["other"])["other"], other)

@@ -202,3 +202,22 @@ def test_bbc_repeats_inside_one_article_stay_ungrouped(bbc_groups: Groups) -> No
     article = bbc_groups["sport/190.txt"]
     repeats = [group for line, group in article if line == "Winners meet in final match"]
     assert repeats == [None, None, None]
+
+
+def test_the_sketches_are_datasketchs(bbc_groups: Groups) -> None:
+    """The numpy MinHash computes datasketch's own sketches (affine32, crc32, seed 1), bit
+    for bit, so its LSH bands find the candidates datasketch's would."""
+    import zlib
+
+    from datasketch import MinHash
+
+    from indexer.duplicates import NUM_PERM, SEED, _minhashes, _shingles
+
+    texts = [text for paragraphs in bbc_groups.values() for text, _ in paragraphs][:600]
+    sets = [shingles for shingles in (_shingles(normalise(t)) for t in texts) if shingles]
+    expected = MinHash.bulk(
+        [[shingle.encode() for shingle in shingles] for shingles in sets],
+        num_perm=NUM_PERM, seed=SEED, hashfunc=zlib.crc32,
+    )  # fmt: skip
+    assert len(sets) > 500
+    assert (_minhashes(sets) == [sketch.hashvalues for sketch in expected]).all()

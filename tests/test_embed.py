@@ -1,22 +1,25 @@
-"""The model on both runtimes: ONNX Runtime (default) against the torch reference, the
-fingerprint, and a query path that never imports torch."""
+"""The model on both runtimes: ONNX Runtime (default) against the torch reference, the graph
+fused offline against the exported one, the fingerprint, and a query path that never imports
+torch."""
 
 from __future__ import annotations
 
+import collections
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from conftest import EXPORTED_MODELS, SEED_FILE, new_corpus, run_python
 
 from indexer.build import build_index
 from indexer.chunk import ChunkingParams, chunk_articles, sentence_spans
-from indexer.embed import Embedder
-from indexer.encoders import pool_spans
-from indexer.errors import EXIT_FAILURE
+from indexer.embed import FUSED, Embedder, derived_model_file
+from indexer.encoders import OnnxEncoder, fuse_graph, pool_spans
+from indexer.errors import EXIT_FAILURE, ModelError
 from indexer.parse import decode_source, parse_articles
 from indexer.settings import Settings
 from indexer.store import IndexStore
@@ -68,6 +71,26 @@ def test_sentence_vectors_come_from_the_passage_pass_and_match_across_runtimes(
         assert all(0.5 < float(s @ vector) < 0.9999 for s in sentences)
 
 
+def test_the_fused_graph_gives_the_exported_graphs_vectors(embedder: Embedder) -> None:
+    fused = derived_model_file(embedder.onnx_file, FUSED)
+    operators = collections.Counter(n.op_type for n in onnx.load(str(fused)).graph.node)
+    assert {op: operators[op] for op in ("Attention", "SkipLayerNormalization")} == {
+        "Attention": 6, "SkipLayerNormalization": 12,
+    }  # fmt: skip
+    assert operators["EmbedLayerNormalization"] == 1 and operators["BiasGelu"] == 6
+    texts = [*seed_chunk_texts(embedder), "flood evacuations", "Gaza"]
+    exported = OnnxEncoder(embedder.onnx_file, embedder.local_path)
+    cosines = np.sum(embedder.encode(texts) * exported.encode(texts), axis=1)
+    assert cosines.min() >= 0.99999, cosines.min()
+
+
+def test_only_bert_graphs_are_fused(tmp_path: Path, embedder: Embedder) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mpnet"}))
+    with pytest.raises(ModelError, match="only BERT"):
+        fuse_graph(embedder.onnx_file, tmp_path / "fused.onnx", tmp_path)
+    assert not (tmp_path / "fused.onnx").exists()
+
+
 def test_a_span_takes_the_tokens_it_covers_or_the_whole_text_past_truncation() -> None:
     hidden = np.array([[9.0, 9.0], [1.0, 0.0], [0.0, 1.0], [0.0, 3.0], [9.0, 9.0]])
     offsets = [(0, 0), (0, 3), (4, 7), (8, 11), (0, 0)]  # [CLS] three words [SEP]
@@ -94,6 +117,8 @@ def test_a_new_index_root_links_the_model_exported_once_instead_of_exporting_aga
     assert done.returncode == 0, done.stderr
     linked = IndexStore(index).model_file(embedder.fingerprint)
     assert linked.stat().st_ino == shared.stat().st_ino
+    fused = derived_model_file(linked, FUSED)  # derived once too, in the shared folder
+    assert fused.stat().st_ino == derived_model_file(shared, FUSED).stat().st_ino
 
 
 def test_an_index_built_on_torch_serves_on_onnx_without_re_embedding(

@@ -172,3 +172,30 @@ def test_search_script_says_when_nothing_matches_well(seed_settings: Settings) -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("no passage matches this query well")
+
+
+def imported_modules(importtime_log: str) -> set[str]:
+    """The modules a ``python -X importtime`` run imported, from its stderr."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in importtime_log.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def test_a_local_search_imports_neither_the_http_client_nor_torch(
+    seed_settings: Settings,
+) -> None:
+    index = str(seed_settings.index_dir)
+    done = run_python("-X", "importtime", "scripts/search.py", "flood", "--index", index)
+    assert done.returncode == 0, done.stderr
+    imported = imported_modules(done.stderr)
+    assert {"onnxruntime", "faiss", "search_api.searcher"} <= imported  # the log was read
+    unneeded = {"httpx", "torch", "transformers", "sentence_transformers", "datasketch", "tqdm"}
+    assert not imported & unneeded, imported & unneeded
+    # Asking a service needs the HTTP client: this port has no server, so it says so.
+    remote = run_python(
+        "-X", "importtime", "scripts/search.py", "flood", "--api", "http://127.0.0.1:9"
+    )
+    assert remote.returncode == 1 and "httpx" in imported_modules(remote.stderr)
+    assert "cannot reach http://127.0.0.1:9" in remote.stderr

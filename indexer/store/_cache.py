@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,11 @@ import numpy as np
 
 _BATCH = 500
 _TABLES = {"vectors": "vector", "spans": "vectors"}  # table -> its blob column
+# The header ``_npy`` writes: .npy version 1.0, then this dictionary padded with spaces.
+_NPY_MAGIC = b"\x93NUMPY\x01\x00"
+_NPY_HALF_MATRIX = re.compile(
+    rb"\{'descr': '<f2', 'fortran_order': False, 'shape': \((\d+), (\d+)\), \} *\n"
+)
 
 
 def cache_key(fingerprint: str, text: str) -> str:
@@ -82,10 +88,7 @@ class EmbeddingCache:
 
     def get_spans(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached sentence vectors by text (one row per sentence), where there are any."""
-        return {
-            text: np.load(io.BytesIO(blob)).astype(np.float32)
-            for text, blob in self._blobs("spans", "vectors", texts)
-        }
+        return {text: _matrix(blob) for text, blob in self._blobs("spans", "vectors", texts)}
 
     def put_many(
         self, texts: list[str], vectors: np.ndarray, spans: Mapping[str, np.ndarray] | None = None
@@ -120,6 +123,21 @@ class EmbeddingCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _matrix(blob: bytes) -> np.ndarray:
+    """A stored sentence matrix as float32. A build reads every cached passage's, so the
+    header ``_npy`` writes is matched here directly, five times faster than ``np.load`` (which
+    parses any header); any other header still goes through ``np.load``."""
+    if blob.startswith(_NPY_MAGIC) and len(blob) >= 10:
+        data = 10 + int.from_bytes(blob[8:10], "little")
+        header = _NPY_HALF_MATRIX.fullmatch(blob, 10, data)
+        if header is not None:
+            shape = (int(header[1]), int(header[2]))
+            if len(blob) - data == 2 * shape[0] * shape[1]:
+                return np.frombuffer(blob, "<f2", offset=data).reshape(shape).astype(np.float32)
+    stored: np.ndarray = np.load(io.BytesIO(blob))
+    return stored.astype(np.float32)
 
 
 def _npy(matrix: np.ndarray) -> bytes:

@@ -82,7 +82,10 @@ class RowColumns:
         mapped = np.load(numbers, mmap_mode="r")
         if mapped.shape != (6, rows):
             raise ValueError(f"{numbers.name} holds shape {mapped.shape}, not (6, {rows})")
-        lists = json.loads(names.read_text(encoding="utf-8"))
+        try:
+            lists = json.loads(names.read_text(encoding="utf-8"))
+        except ValueError as error:  # not UTF-8, or not JSON
+            raise ValueError(f"{names.name} is damaged ({error})") from None
         article, group, day, month, source, kind = mapped
         return cls(
             article=article, article_ids=tuple(lists["article_ids"]), group=group, day=day,

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from indexer.chunk import Chunk
 from indexer.errors import BuildLockedError, NoSnapshotError, SnapshotError
@@ -49,6 +49,9 @@ from indexer.store._snapshot import (
     write_gate_record,
     write_snapshot,
 )
+
+if TYPE_CHECKING:  # imported where a lock is taken: a search never takes one
+    from filelock import FileLock
 
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
@@ -154,6 +157,8 @@ class IndexStore:
 
     @cached_property
     def _lock(self) -> FileLock:
+        from filelock import FileLock
+
         # One lock object per store: filelock counts acquisitions per object (and thread).
         return FileLock(str(self.root / LOCK_FILE))
 
@@ -163,6 +168,8 @@ class IndexStore:
         through ``notify``), or raise ``BuildLockedError``. Reentrant for this store object
         in one thread: the command line takes the lock before it loads the model, then
         ``build_index`` takes it again with the same store."""
+        from filelock import Timeout
+
         self.root.mkdir(parents=True, exist_ok=True)
         lock = self._lock
         try:
@@ -187,6 +194,8 @@ class IndexStore:
         """Hold the watcher lock while the block runs, if it is free: True when this process
         is the one that watches the seeds folder. Apart from the build lock, which only
         serialises builds."""
+        from filelock import FileLock, Timeout
+
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / WATCH_LOCK_FILE))
         try:
