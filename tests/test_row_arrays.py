@@ -125,6 +125,7 @@ def test_a_snapshot_from_before_row_arrays_answers_the_same(
             (old / path.name).write_bytes(path.read_bytes())
     manifest = json.loads((old / "manifest.json").read_text())
     manifest["data_files"] = [f for f in manifest["data_files"] if f["name"] not in ROW_ARRAY_FILES]
+    del manifest["row_arrays"]
     (old / "manifest.json").write_text(json.dumps(manifest))
     snapshot = Snapshot(old)
     opened = Searcher(snapshot, HashEmbedder())
@@ -142,3 +143,26 @@ def test_a_closed_snapshot_holds_no_mapping(built: Settings) -> None:
     assert len(snapshot.columns.article)
     snapshot.close()
     assert len(snapshot.columns.article) == 0
+
+
+def test_the_next_build_writes_the_arrays_of_a_snapshot_from_before_them(tmp_path: Path) -> None:
+    """Without embedding anything: a build finds the live snapshot's content outdated."""
+    names = [name for pair in REPUBLISHED[:1] for name in pair]
+    settings = Settings(seeds_dir=bbc_corpus(tmp_path / "seeds", names), index_dir=tmp_path / "i")
+    old = build_index(settings, embedder=HashEmbedder()).snapshot
+    directory = settings.index_dir / "snapshots" / old
+    manifest = json.loads((directory / "manifest.json").read_text())
+    del manifest["row_arrays"]
+    manifest["data_files"] = [f for f in manifest["data_files"] if f["name"] not in ROW_ARRAY_FILES]
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    for name in ROW_ARRAY_FILES:
+        (directory / name).unlink()
+    store = IndexStore(settings.index_dir)
+    store.open_snapshot().close()
+    report = build_index(settings, embedder=HashEmbedder())
+    assert report.published and report.embedded == 0 and store.manifest().row_arrays
+    snapshot = store.open_snapshot()
+    try:
+        assert isinstance(snapshot.columns.group, np.memmap)
+    finally:
+        snapshot.close()

@@ -30,6 +30,8 @@ FLAT_LIMIT = 50_000
 HNSW_LIMIT = 300_000
 # What a snapshot's article vectors are (``articles.npy``), as its manifest records it.
 ARTICLE_VECTORS = "mean of passage vectors, normalised"
+# What a snapshot's row arrays hold (``columns.npy``, ``columns.json``, ``sentence_spans.npy``).
+ROW_ARRAYS = "article, group, day, month, source, kind; sentence row, start, end"
 
 DEFAULT_PARAMS: dict[IndexType, dict[str, IndexParam]] = {
     "flat": {},
@@ -110,6 +112,10 @@ class Manifest:
     # How ``articles.npy`` was computed from the passage vectors ("" in manifests written
     # before article vectors: those snapshots hold no such file and answer no similar query).
     article_vectors: str = ""
+    # What the row arrays hold ("" in manifests written before them: those snapshots read
+    # their rows' attributes from the chunk table when they open, and the next build, even one
+    # with nothing to embed, writes the arrays).
+    row_arrays: str = ""
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -143,7 +149,7 @@ class Manifest:
         manifests with the same key describe the same searchable content."""
         return content_key(
             self.model_fingerprint, self.chunking, self.index, self.files, self.errors,
-            self.corpus, article_vectors=self.article_vectors,
+            self.corpus, article_vectors=self.article_vectors, row_arrays=self.row_arrays,
         )  # fmt: skip
 
 
@@ -156,10 +162,15 @@ def content_key(
     corpus: str,
     *,
     article_vectors: str = ARTICLE_VECTORS,
+    row_arrays: str = ROW_ARRAYS,
 ) -> tuple[object, ...]:
     """``Manifest.content_key`` of a snapshot not yet written (a build deciding whether
-    anything changed); a snapshot from before article vectors differs from every new one."""
-    return (fingerprint, chunking, index, list(files), list(errors), corpus, article_vectors)
+    anything changed); a snapshot from before article vectors or row arrays differs from
+    every new one."""
+    return (
+        fingerprint, chunking, index, list(files), list(errors), corpus, article_vectors,
+        row_arrays,
+    )  # fmt: skip
 
 
 def choose_index(

@@ -21,7 +21,7 @@ from indexer.parse import Span
 from indexer.store._chunks import NO_FILTER, ChunkFilter, ChunkTable, write_chunks
 from indexer.store._columns import RowColumns, SentenceSpans, article_vectors
 from indexer.store._files import fsync_path, write_atomically
-from indexer.store._manifest import ARTICLE_VECTORS, DataFile, Manifest
+from indexer.store._manifest import ARTICLE_VECTORS, ROW_ARRAYS, DataFile, Manifest
 from indexer.store._vectors import VectorIndex, Within, _one_thread, write_vectors
 
 VECTORS_FILE = "vectors.faiss"
@@ -43,18 +43,13 @@ _READ_BLOCK = 1 << 20
 
 def data_files(manifest: Manifest) -> tuple[str, ...]:
     """The data files a snapshot holds: those before article vectors hold no ``articles.npy``,
-    those before row arrays (whose manifests record none) no ``ROW_ARRAY_FILES``."""
-    recorded = {record.name for record in manifest.data_files}
+    those before row arrays no ``ROW_ARRAY_FILES``."""
     return tuple(
         name
         for name in DATA_FILES
         if (name != ARTICLES_FILE or manifest.article_vectors)
-        and (name not in ROW_ARRAY_FILES or COLUMNS_FILE in recorded)
+        and (name not in ROW_ARRAY_FILES or manifest.row_arrays)
     )
-
-
-def has_row_arrays(manifest: Manifest) -> bool:
-    return COLUMNS_FILE in data_files(manifest)
 
 
 def describe_files(directory: Path) -> list[DataFile]:
@@ -139,8 +134,9 @@ def write_snapshot(
     for name in DATA_FILES:
         fsync_path(directory / name)
     manifest = replace(
-        manifest, article_vectors=ARTICLE_VECTORS, data_files=describe_files(directory)
-    )
+        manifest, article_vectors=ARTICLE_VECTORS, row_arrays=ROW_ARRAYS,
+        data_files=describe_files(directory),
+    )  # fmt: skip
     (directory / MANIFEST_FILE).write_text(manifest.to_json(), encoding="utf-8")
     fault_point("manifest", directory / MANIFEST_FILE)
     fsync_path(directory / MANIFEST_FILE)
@@ -237,7 +233,7 @@ class Snapshot:
         """The per-row arrays, memory-mapped; read from the chunk table for a snapshot
         written before they had files of their own."""
         sentences = len(self._sentence_vectors)
-        if not has_row_arrays(self.manifest):
+        if not self.manifest.row_arrays:
             return self._chunks.columns(), SentenceSpans.of(self._chunks.all_sentences())
         return (
             RowColumns.load(
