@@ -12,6 +12,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -108,18 +109,25 @@ def server_process(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``running_server`` that also hands over the server's process."""
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index), *extra],
-        cwd=ROOT, env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server)
-        yield url, server
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    # The server's log goes to a file, not the terminal: a start-up failure quotes its end.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "search_api", "--port", str(port), "--index", str(index),
+             *extra],
+            cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_healthy(url, server)
+            except SystemExit as failure:
+                log.seek(0)
+                lines = [line for line in log if '"GET /healthz' not in line]  # its polls
+                raise SystemExit(f"{failure}; its log ends:\n{''.join(lines[-30:])}") from None
+            yield url, server
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
 
 
 def process_tree(pid: int) -> list[int]:
