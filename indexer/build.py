@@ -361,7 +361,8 @@ def _export_model(embedder: EmbeddingModel, store: IndexStore) -> None:
         embedder.write_onnx(store.model_file(embedder.fingerprint))
 
 
-def _index_for(settings: Settings, chunks: int) -> VectorIndexSpec:
+def index_for(settings: Settings, chunks: int) -> VectorIndexSpec:
+    """The vector index a build with ``settings`` makes for ``chunks`` passages."""
     return choose_index(
         chunks, flat_limit=settings.exact_search_limit, hnsw_limit=settings.graph_search_limit,
         index_type=settings.index_type, params=settings.index_params,
@@ -415,7 +416,7 @@ def build_index(
         build_plan = plan(store, previous, found, params, embedder.fingerprint, live, built_at)
         corpus = read(build_plan, found, settings.seeds_dir, params, embedder.count_tokens,
                       max_bytes)  # fmt: skip
-        index = _index_for(settings, len(corpus.chunks))
+        index = index_for(settings, len(corpus.chunks))
         key = content_key(embedder.fingerprint, asdict(params), index, corpus.files,
                           corpus.errors, corpus_label)  # fmt: skip
         if previous is not None and previous.content_key() == key:

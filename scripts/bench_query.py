@@ -69,6 +69,7 @@ from benchlib import (
     process_tree,
     running_server,
     server_process,
+    stage_p50s,
     summary_ms,
     write_corpus,
 )
@@ -80,7 +81,7 @@ from indexer.settings import Settings
 from indexer.store import IndexStore
 from search_api.evaluation import articles_in_turn, write_dated_archive
 from search_api.models import MODES
-from search_api.timing import STAGES, parse_server_timing
+from search_api.timing import parse_server_timing
 
 # The request shapes of the features phase: GET /search parameters beside q.
 FEATURE_REQUESTS: dict[str, dict[str, str]] = {
@@ -136,14 +137,6 @@ def get(
     if stages is not None:
         stages.append(parse_server_timing(response.headers.get("server-timing", "")))
     return took
-
-
-def stage_p50s(stages: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Each stage's p50 in ms over the searches (a stage a search skipped counts as 0)."""
-    return {
-        name: round(statistics.median(found.get(name, 0.0) for found in stages), 3)
-        for name in STAGES
-    }
 
 
 def under_load(url: str, queries: Sequence[str], clients: int) -> tuple[list[float], float]:

@@ -66,16 +66,17 @@ import numpy as np
 from bench_ann import median_neighbour_distance, real_embeddings
 from benchlib import (
     BBC,
-    DEV_SETS,
-    SCIFACT,
+    benchmark_queries,
     is_worker,
     memory_mib,
     print_table,
     process_tree,
     server_process,
+    stage_p50s,
     summary_ms,
 )
 
+from indexer.build import index_for
 from indexer.chunk import Chunk, ChunkingParams, sentence_spans
 from indexer.embed import Embedder
 from indexer.errors import run_command
@@ -85,11 +86,10 @@ from indexer.store import (
     Manifest,
     SnapshotContents,
     SourceFile,
-    VectorIndexSpec,
-    choose_index,
     new_snapshot_id,
 )
 from search_api.evaluation import BBC_TOPICS
+from search_api.timing import parse_server_timing
 
 SOURCES = (
     "national-daily.txt", "wire-service.txt", "regional-herald.txt", "business-weekly.txt",
@@ -329,32 +329,16 @@ def calibrate(queries: np.ndarray, vectors: np.ndarray, matches: int) -> Calibra
 
 def scale_queries(seed: int) -> list[str]:
     """The dev sets' queries and every SciFact query: distinct, shuffled once."""
-    files = [*((path, "query") for path in DEV_SETS), (SCIFACT / "queries.jsonl", "text")]
-    texts = [
-        json.loads(line)[key]
-        for path, key in files
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    distinct = list(dict.fromkeys(t.strip()[:500] for t in texts if t.strip()))
+    distinct = benchmark_queries(every_scifact_query=True)
     random.Random(seed).shuffle(distinct)
     return distinct
-
-
-def index_spec(count: int) -> VectorIndexSpec:
-    """The index a build with the default settings picks for ``count`` passages."""
-    settings = Settings()
-    return choose_index(
-        count, flat_limit=settings.exact_search_limit, hnsw_limit=settings.graph_search_limit,
-        index_type=settings.index_type, params=settings.index_params,
-    )  # fmt: skip
 
 
 def write(root: Path, corpus: Synthetic, embedder: Embedder) -> dict[str, Any]:
     """Write and publish the corpus's snapshot under ``root``; what it took and holds."""
     store = IndexStore(root)
     embedder.write_onnx(store.model_file(embedder.fingerprint))  # what servers encode with
-    spec = index_spec(len(corpus.chunks))
+    spec = index_for(Settings(), len(corpus.chunks))  # what a default build picks
     manifest = Manifest(
         snapshot_id=new_snapshot_id(), model_name=embedder.name,
         model_fingerprint=embedder.fingerprint, dimension=int(corpus.vectors.shape[1]),
@@ -385,19 +369,6 @@ def peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
-def stage_times(header: str | None) -> dict[str, float]:
-    """A ``Server-Timing`` header's durations in ms by name (``encode;dur=1.2, dense;dur=3``)."""
-    stages: dict[str, float] = {}
-    for metric in (header or "").split(","):
-        name, *params = (part.strip() for part in metric.split(";"))
-        for param in params:
-            key, _, value = param.partition("=")
-            if name and key == "dur":
-                with contextlib.suppress(ValueError):
-                    stages[name] = float(value)
-    return stages
-
-
 def send(client: httpx.Client, shape: Shape, query: str, article: str) -> httpx.Response:
     params = {**shape.params, **({"q": query} if shape.query else {})}
     return client.get(shape.path.format(article=article), params=params)
@@ -411,7 +382,7 @@ def record(samples: Samples, client: httpx.Client, shape: Shape, query: str, art
         samples.errors[response.status_code] += 1
         return
     samples.seconds.append(took)
-    samples.stages.append(stage_times(response.headers.get("server-timing")))
+    samples.stages.append(parse_server_timing(response.headers.get("server-timing", "")))
     if shape.path == "/search":
         samples.totals.append(int(response.json()["total"]))
 
@@ -495,12 +466,8 @@ def summarise(samples: Samples) -> dict[str, Any]:
         result.update(summary_ms(samples.seconds))
     if samples.totals:
         result["median_total"] = statistics.median(samples.totals)
-    names = list(dict.fromkeys(name for stages in samples.stages for name in stages))
-    if names:
-        result["stages_p50_ms"] = {
-            name: round(statistics.median(s[name] for s in samples.stages if name in s), 3)
-            for name in names
-        }
+    if any(samples.stages):  # searches (the other routes send no Server-Timing)
+        result["stages_p50_ms"] = stage_p50s(samples.stages)
     return result
 
 

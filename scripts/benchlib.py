@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from search_api.timing import STAGES
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 BBC = SHARED / "corpora" / "bbc"
@@ -59,8 +61,9 @@ def write_corpus(seeds: Path, articles: Sequence[Path]) -> None:
         shutil.copy(path, seeds / f"{path.parent.name}-{path.name}")
 
 
-def benchmark_queries() -> list[str]:
-    """The dev sets plus SciFact's test queries: distinct, in a fixed order."""
+def benchmark_queries(every_scifact_query: bool = False) -> list[str]:
+    """The dev sets plus SciFact's test queries (or all its queries): distinct, in a fixed
+    order."""
     queries = [
         json.loads(line)["query"]
         for path in DEV_SETS
@@ -72,9 +75,18 @@ def benchmark_queries() -> list[str]:
     with (SCIFACT / "queries.jsonl").open(encoding="utf-8") as handle:
         for line in handle:
             query = json.loads(line)
-            if query["_id"] in test_ids:
+            if every_scifact_query or query["_id"] in test_ids:
                 queries.append(query["text"])
     return list(dict.fromkeys(q.strip()[:500] for q in queries if q.strip()))
+
+
+def stage_p50s(stages: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Each search stage's p50 in ms over searches' ``Server-Timing`` stages (a stage a search
+    skipped counts as 0)."""
+    return {
+        name: round(statistics.median(found.get(name, 0.0) for found in stages), 3)
+        for name in STAGES
+    }
 
 
 def percentile(values: Sequence[float], share: float) -> float:
