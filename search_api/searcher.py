@@ -327,7 +327,7 @@ class Searcher:
         all)."""
         groups = {row: int(self.snapshot.columns.group[row]) for row in rows}
         members = self.snapshot.group_members(
-            sorted(set(groups.values())), None if allowed is None else np.sort(allowed)
+            sorted(set(groups.values())), None if allowed is None else np.asarray(allowed)
         )
         return {
             row: [source for member, source in members.get(group, []) if member != row]

@@ -110,15 +110,14 @@ class RowColumns:
         return {group: sorted(rows) for group, rows in found.items()}
 
     @cached_property
-    def _by_article(self) -> np.ndarray:
-        """Row numbers ordered by article (reading order within one)."""
-        order: np.ndarray = np.argsort(self.article, kind="stable")
-        return order
+    def _by_article(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row numbers ordered by article (ascending within one), and their article codes."""
+        order = np.argsort(self.article, kind="stable")
+        return order, self.article[order]
 
     def article_rows(self, article: int) -> np.ndarray:
         """The rows of ``article`` (a code of ``article_ids``), ascending."""
-        order = self._by_article
-        codes = self.article[order]
+        order, codes = self._by_article
         first, last = np.searchsorted(codes, [article, article + 1])
         rows: np.ndarray = order[first:last]
         return rows

@@ -348,15 +348,15 @@ class Snapshot:
         self, groups: Sequence[int], allowed: np.ndarray | None = None
     ) -> dict[int, list[tuple[int, str]]]:
         """Every member (row, source) of these duplicate groups, by group; among the
-        ``allowed`` rows (ascending) when given."""
+        ``allowed`` rows when given."""
         columns = self.columns
         members = columns.group_members(groups)
+        if allowed is not None:
+            every = np.asarray([row for rows in members.values() for row in rows], dtype=np.int64)
+            kept = set(every[np.isin(every, allowed)].tolist())
+            members = {group: [r for r in rows if r in kept] for group, rows in members.items()}
         return {
-            group: [
-                (row, columns.sources[columns.source[row]])
-                for row in rows
-                if allowed is None or _holds(allowed, row)
-            ]
+            group: [(row, columns.sources[columns.source[row]]) for row in rows]
             for group, rows in members.items()
         }
 
@@ -398,11 +398,6 @@ class Snapshot:
         self._sentences = _NO_SENTENCES
         self.columns = _NO_COLUMNS
         self._articles = None
-
-
-def _holds(ascending: np.ndarray, value: int) -> bool:
-    at = int(np.searchsorted(ascending, value))
-    return at < len(ascending) and int(ascending[at]) == value
 
 
 # What a closed snapshot (or one that failed to open) holds instead of its mapped files.
